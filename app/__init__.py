@@ -1,0 +1,1 @@
+"""Taskdeck: the product package (domain core, REST API and Reflex UI)."""

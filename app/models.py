@@ -1,0 +1,108 @@
+"""SQLModel tables: the database is the source of truth for tasks, attempts and their events."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, Text
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    """The current time in UTC (stored naive-free; SQLite gives it back naive, see db.aware)."""
+    return datetime.now(UTC)
+
+
+class TaskStatus:
+    """The lifecycle of a task; the last three are terminal."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    ALL = (QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED)
+    TERMINAL = (SUCCEEDED, FAILED, CANCELLED)
+    ACTIVE = (QUEUED, RUNNING)
+
+
+class Task(SQLModel, table=True):
+    """One coding task submitted to Claude Code, with its latest outcome."""
+
+    __table_args__ = (Index("ix_task_status_id", "status", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    title: str = Field(max_length=200)
+    prompt: str = Field(sa_column=Column(Text, nullable=False))
+    cwd: str | None = Field(default=None, max_length=1000)
+    repo: str | None = Field(default=None, max_length=1000, index=True)
+    base_ref: str | None = Field(default=None, max_length=200)
+    model: str = Field(max_length=100)
+    max_turns: int
+    priority: str = Field(default="default", max_length=10)
+    permission_mode: str = Field(default="acceptEdits", max_length=30)
+    allowed_tools: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    timeout_s: int | None = None
+    max_attempts: int = 3
+    status: str = Field(default=TaskStatus.QUEUED, max_length=20, index=True)
+    status_reason: str | None = Field(default=None, sa_column=Column(Text))
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    attempts_count: int = 0
+    runs: int = 1  # enqueues so far (first run, manual retries, follow-ups): names the RQ job
+    pending_kind: str = Field(default="run", max_length=20)  # what the next run is
+    pending_prompt: str | None = Field(default=None, sa_column=Column(Text))  # follow-up text
+    session_id: str | None = Field(default=None, max_length=100)
+    workspace: str | None = Field(default=None, max_length=1000)
+    result_text: str | None = Field(default=None, sa_column=Column(Text))
+    cost_usd: float = 0.0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_creation_tokens: int = 0
+    num_turns: int = 0
+    duration_ms: int = 0
+    files_changed: int = 0
+    lines_added: int = 0
+    lines_removed: int = 0
+    diff: str | None = Field(default=None, sa_column=Column(Text))
+    demo: bool = False
+
+
+class Attempt(SQLModel, table=True):
+    """One run of a task by a worker: the first run, a retry, or a follow-up prompt."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    task_id: int = Field(foreign_key="task.id", index=True)
+    number: int
+    kind: str = Field(default="run", max_length=20)  # run | retry | follow_up
+    prompt: str = Field(sa_column=Column(Text, nullable=False))
+    status: str = Field(default=TaskStatus.RUNNING, max_length=20)
+    reason: str | None = Field(default=None, sa_column=Column(Text))
+    worker: str | None = Field(default=None, max_length=200)
+    rq_job_id: str | None = Field(default=None, max_length=100)
+    started_at: datetime = Field(default_factory=utcnow)
+    finished_at: datetime | None = None
+    session_id: str | None = Field(default=None, max_length=100)
+    exit_code: int | None = None
+    cost_usd: float = 0.0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    num_turns: int = 0
+    duration_ms: int = 0
+
+
+class TaskEvent(SQLModel, table=True):
+    """One typed event of a task (see app/events.py), kept after the Redis stream is trimmed."""
+
+    __table_args__ = (Index("ix_taskevent_task_stream", "task_id", "stream_id", unique=True),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    task_id: int = Field(foreign_key="task.id")
+    attempt: int = 0
+    stream_id: str = Field(max_length=40)  # the Redis stream entry id: orders and de-duplicates
+    type: str = Field(max_length=30)
+    ts: float
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))

@@ -1,0 +1,131 @@
+"""Turn tasks and events into the flat, display-ready dicts the UI shows (no reflex import)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from app.schemas import TaskEventOut, TaskOut
+
+STATUS_TONES = {
+    "queued": "gray",
+    "running": "blue",
+    "succeeded": "green",
+    "failed": "red",
+    "cancelled": "orange",
+}
+
+
+def when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value else ""
+
+
+def money(value: float) -> str:
+    return f"${value:.4f}"
+
+
+def duration(ms: int) -> str:
+    if ms < 1000:
+        return f"{ms} ms"
+    seconds = ms / 1000
+    return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+def task_row(task: TaskOut) -> dict[str, str]:
+    """A task as a list row / card."""
+    return {
+        "id": str(task.id),
+        "title": task.title,
+        "status": task.status,
+        "tone": STATUS_TONES.get(task.status, "gray"),
+        "reason": task.status_reason or "",
+        "model": task.model,
+        "priority": task.priority,
+        "created": when(task.created_at),
+        "cost": money(task.cost_usd),
+        "tokens": str(task.input_tokens + task.output_tokens),
+        "turns": f"{task.num_turns}/{task.max_turns}",
+        "duration": duration(task.duration_ms) if task.duration_ms else "",
+        "where": task.repo or task.cwd or task.workspace or "fresh workspace",
+        "href": f"/tasks/{task.id}",
+    }
+
+
+def task_detail(task: TaskOut) -> dict[str, str]:
+    """A task with everything its page shows."""
+    row = task_row(task)
+    row.update(
+        prompt=task.prompt,
+        result=task.result_text or "",
+        input_tokens=str(task.input_tokens),
+        output_tokens=str(task.output_tokens),
+        cache_tokens=str(task.cache_read_tokens + task.cache_creation_tokens),
+        attempts=f"{task.attempts_count}/{task.max_attempts}",
+        started=when(task.started_at),
+        finished=when(task.finished_at),
+        session=task.session_id or "",
+        workspace=task.workspace or "",
+        diffstat=(
+            f"{task.files_changed} files, +{task.lines_added} -{task.lines_removed}"
+            if task.files_changed
+            else ""
+        ),
+    )
+    return row
+
+
+def event_item(event: TaskEventOut) -> dict[str, str]:
+    """An event as one line of the task's log: kind, label, body, tone."""
+    data = event.data
+    kind = event.type
+    label, body, tone = kind, "", "gray"
+    if kind == "status":
+        label = f"status: {data.get('status')}"
+        body = data.get("reason") or ""
+        tone = STATUS_TONES.get(str(data.get("status")), "gray")
+    elif kind == "init":
+        label = "Claude Code started"
+        body = f"model {data.get('model')} · session {data.get('session_id')}"
+    elif kind == "text":
+        label, body, tone = "assistant", data.get("text", ""), "violet"
+    elif kind == "thinking":
+        label, body = "thinking", data.get("text", "")
+    elif kind == "tool_use":
+        label, tone = f"tool: {data.get('name')}", "cyan"
+        body = json.dumps(data.get("input") or {}, indent=2, ensure_ascii=False)[:4000]
+    elif kind == "tool_result":
+        failed = data.get("is_error")
+        label, tone = ("tool error" if failed else "tool result"), ("red" if failed else "gray")
+        body = data.get("output", "")
+    elif kind == "api_retry":
+        label, tone = "API retry", "amber"
+        body = (
+            f"retry {data.get('retry')} of {data.get('max_retries')} in "
+            f"{data.get('delay_ms')} ms (status {data.get('error_status')})"
+        )
+    elif kind == "progress":
+        label = f"turn {data.get('turn')} of {data.get('max_turns')}"
+    elif kind == "result":
+        failed = data.get("is_error")
+        label, tone = ("result: error" if failed else "result"), ("red" if failed else "green")
+        body = (data.get("text") or "") + (
+            f"\n\n{data.get('num_turns')} turns · ${float(data.get('cost_usd') or 0):.4f} · "
+            f"{data.get('input_tokens')} in / {data.get('output_tokens')} out tokens"
+        )
+    elif kind == "stderr":
+        label, body = "stderr", data.get("line", "")
+    elif kind == "error":
+        label, body, tone = f"error: {data.get('kind')}", data.get("message", ""), "red"
+    elif kind == "diff":
+        label = "diff"
+        body = f"{data.get('files_changed')} files, +{data.get('lines_added')} -{data.get('lines_removed')}"
+    elif kind == "raw":
+        body = json.dumps(data, ensure_ascii=False)[:2000]
+    return {
+        "id": event.stream_id,
+        "kind": kind,
+        "label": label,
+        "body": str(body),
+        "tone": tone,
+        "time": datetime.fromtimestamp(event.ts).strftime("%H:%M:%S"),
+    }

@@ -1,0 +1,196 @@
+"""Pydantic contracts shared by the REST API and the UI: what goes in and what comes out."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from app.settings import get_settings
+
+T = TypeVar("T")
+Priority = Literal["high", "default", "low"]
+PermissionMode = Literal["acceptEdits", "bypassPermissions", "default", "plan"]
+DEFAULT_TOOLS = ["Read", "Write", "Edit", "Glob", "Grep", "Bash"]
+MODEL_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\-\[\]]{0,99}$")
+
+
+class TaskCreate(BaseModel):
+    """A new task: what to ask Claude Code, where, and within which limits."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    prompt: str = Field(description="What Claude Code should do.")
+    cwd: str | None = Field(
+        default=None, description="An existing directory to work in (default: a fresh one)."
+    )
+    repo: str | None = Field(
+        default=None, description="A git repository: the task runs in its own worktree of it."
+    )
+    base_ref: str | None = Field(default=None, description="Branch or commit the worktree starts at.")
+    model: str | None = Field(default=None, description="Model name (default from settings).")
+    max_turns: int | None = Field(default=None, description="Most agent turns allowed.")
+    priority: Priority = "default"
+    permission_mode: PermissionMode = "acceptEdits"
+    allowed_tools: list[str] = Field(default_factory=lambda: list(DEFAULT_TOOLS))
+    timeout_s: int | None = Field(default=None, ge=5, le=24 * 3600)
+    max_attempts: int | None = Field(default=None, ge=1, le=10)
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_present(cls, value: str) -> str:
+        if not value:
+            raise ValueError("the prompt is empty: say what Claude Code should do")
+        limit = get_settings().max_prompt_chars
+        if len(value) > limit:
+            raise ValueError(f"the prompt is too long ({len(value)} characters, at most {limit})")
+        return value
+
+    @field_validator("cwd", "repo", "base_ref", "model")
+    @classmethod
+    def _empty_is_none(cls, value: str | None) -> str | None:
+        return value or None
+
+    @field_validator("cwd")
+    @classmethod
+    def _cwd_exists(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        path = Path(value).expanduser()
+        if not path.is_absolute():
+            raise ValueError("the working directory must be an absolute path")
+        if not path.is_dir():
+            raise ValueError(f"the working directory {value} does not exist")
+        return str(path)
+
+    @field_validator("repo")
+    @classmethod
+    def _repo_is_git(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        path = Path(value).expanduser()
+        if not (path / ".git").exists():
+            raise ValueError(f"{value} is not a git repository")
+        return str(path)
+
+    @field_validator("model")
+    @classmethod
+    def _model_name(cls, value: str | None) -> str | None:
+        if value is not None and not MODEL_PATTERN.match(value):
+            raise ValueError("the model name has characters a model name cannot have")
+        return value
+
+    @field_validator("max_turns")
+    @classmethod
+    def _turns_in_range(cls, value: int | None) -> int | None:
+        limit = get_settings().max_turns_limit
+        if value is not None and not 1 <= value <= limit:
+            raise ValueError(f"max turns must be between 1 and {limit}")
+        return value
+
+    @field_validator("allowed_tools")
+    @classmethod
+    def _tool_names(cls, value: list[str]) -> list[str]:
+        cleaned = [name.strip() for name in value if name.strip()]
+        for name in cleaned:
+            if not re.match(r"^[A-Za-z0-9_.:()*\-\s/]{1,100}$", name):
+                raise ValueError(f"{name!r} is not a tool name")
+        return cleaned
+
+    @model_validator(mode="after")
+    def _one_place(self) -> TaskCreate:
+        if self.cwd and self.repo:
+            raise ValueError("give a working directory or a repository, not both")
+        if self.base_ref and not self.repo:
+            raise ValueError("a base ref needs a repository")
+        return self
+
+
+class FollowUpCreate(BaseModel):
+    """A new prompt that continues a finished task's Claude session."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    prompt: str
+
+    _prompt_present = field_validator("prompt")(TaskCreate._prompt_present.__func__)
+
+
+class AttemptOut(BaseModel):
+    """One run of a task."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    number: int
+    kind: str
+    prompt: str
+    status: str
+    reason: str | None
+    worker: str | None
+    started_at: datetime
+    finished_at: datetime | None
+    session_id: str | None
+    cost_usd: float
+    input_tokens: int
+    output_tokens: int
+    num_turns: int
+    duration_ms: int
+
+
+class TaskOut(BaseModel):
+    """A task as the API and the UI show it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    title: str
+    prompt: str
+    cwd: str | None
+    repo: str | None
+    base_ref: str | None
+    model: str
+    max_turns: int
+    priority: str
+    status: str
+    status_reason: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    attempts_count: int
+    max_attempts: int
+    session_id: str | None
+    workspace: str | None
+    result_text: str | None
+    cost_usd: float
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int
+    cache_creation_tokens: int
+    num_turns: int
+    duration_ms: int
+    files_changed: int
+    lines_added: int
+    lines_removed: int
+    demo: bool
+
+
+class TaskEventOut(BaseModel):
+    """A stored event with its place in the task's stream."""
+
+    stream_id: str
+    attempt: int
+    type: str
+    ts: float
+    data: dict[str, Any]
+
+
+class Page(BaseModel, Generic[T]):
+    """A page of results; `next_cursor` fetches the next one (None at the end)."""
+
+    items: list[T]
+    total: int | None = None
+    next_cursor: str | None = None

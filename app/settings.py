@@ -1,0 +1,71 @@
+"""Every Taskdeck knob, read from TASKDECK_* environment variables (and .env) by pydantic-settings."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR = PROJECT_ROOT / ".taskdeck"
+
+
+class Settings(BaseSettings):
+    """Runtime configuration shared by the web app, the API and the workers."""
+
+    model_config = SettingsConfigDict(env_prefix="TASKDECK_", env_file=".env", extra="ignore")
+
+    database_url: str = Field(
+        default=f"sqlite:///{DATA_DIR / 'taskdeck.db'}",
+        description="SQLAlchemy URL of the database (SQLite by default, PostgreSQL by URL).",
+    )
+    redis_url: str = Field(default="redis://127.0.0.1:6379/0", description="Redis for queue + events.")
+    workspace_root: Path = Field(default=DATA_DIR / "workspaces", description="Per-task workspaces.")
+    claude_config_root: Path = Field(
+        default=DATA_DIR / "claude", description="Parent of each worker's CLAUDE_CONFIG_DIR."
+    )
+    claude_path: str | None = Field(
+        default=None, description="Path of the claude CLI; the one bundled in claude-agent-sdk if unset."
+    )
+    default_model: str = "claude-sonnet-4-5"
+    max_turns_limit: int = Field(default=200, description="Upper bound accepted for max_turns.")
+    default_max_turns: int = 20
+    max_prompt_chars: int = 100_000
+    task_timeout_s: int = Field(default=3600, description="Wall-clock limit of one attempt.")
+    idle_timeout_s: int = Field(default=600, description="Kill an attempt silent for this long.")
+    max_attempts: int = Field(default=3, description="Attempts per task, first one included.")
+    retry_backoff_s: list[int] = Field(default=[5, 30, 120])
+    workers: int = Field(default=2, description="Worker processes started by `python -m worker`.")
+    worker_ttl_s: int = 30
+    maintenance_interval_s: int = 5
+    stream_maxlen: int = Field(default=10_000, description="Events kept per task stream in Redis.")
+    demo_mode: bool = Field(
+        default=False, description="Run the CLI against the bundled scripted demo model."
+    )
+    demo_model_url: str | None = Field(default=None, description="URL of the running demo model.")
+    port: int = 3000
+    env_allowlist: list[str] = Field(
+        default=["PATH", "LANG", "LC_ALL", "TZ", "TERM"],
+        description="Variables passed through to the claude process besides its own.",
+    )
+
+    @property
+    def anthropic_api_key(self) -> str | None:
+        """The real API key, read from the standard variable (never logged)."""
+        return os.environ.get("ANTHROPIC_API_KEY") or None
+
+    @property
+    def anthropic_base_url(self) -> str | None:
+        """The Anthropic endpoint: the demo model in demo mode, else ANTHROPIC_BASE_URL if set."""
+        if self.demo_mode:
+            return self.demo_model_url
+        return os.environ.get("ANTHROPIC_BASE_URL") or None
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings (cached; tests call `get_settings.cache_clear()`)."""
+    return Settings()

@@ -1,0 +1,167 @@
+"""Real parts for tests: a redis-server on a free port, a SQLite file per test, the scripted
+fake Anthropic API (worker/demo_model.py), and worker processes running the real claude CLI."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from redis import Redis
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(predicate, timeout: float = 30.0, interval: float = 0.05, message: str = ""):  # noqa: ANN001
+    """Poll `predicate` until it returns something truthy; fail the test after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {message or predicate}")
+
+
+class RedisServer:
+    """A redis-server process of our own (never the machine's 6379)."""
+
+    def __init__(self, directory: Path, appendonly: bool = False) -> None:
+        self.port = free_port()
+        self.directory = directory
+        self.appendonly = appendonly
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisServer:
+        binary = shutil.which("redis-server")
+        assert binary, "redis-server is missing: run `make test`, which installs it"
+        args = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                "--dir", str(self.directory), "--appendonly", "yes" if self.appendonly else "no"]
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = Redis(port=self.port)
+        wait_until(lambda: _pings(client), 10, message="redis-server")
+        return self
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+def _pings(client: Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def demo_model():
+    from worker.demo_model import DemoModel
+
+    model = DemoModel(default_scenario="demo").start()
+    yield model
+    model.stop()
+
+
+@pytest.fixture
+def env(tmp_path, redis_server, demo_model, monkeypatch) -> dict[str, str]:
+    """TASKDECK_* settings for one test: its own database, workspaces and a clean Redis."""
+    Redis.from_url(redis_server.url).flushdb()
+    values = {
+        "TASKDECK_DATABASE_URL": f"sqlite:///{tmp_path / 'taskdeck.db'}",
+        "TASKDECK_REDIS_URL": redis_server.url,
+        "TASKDECK_WORKSPACE_ROOT": str(tmp_path / "workspaces"),
+        "TASKDECK_CLAUDE_CONFIG_ROOT": str(tmp_path / "claude"),
+        "TASKDECK_RETRY_BACKOFF_S": "[1, 1, 1]",
+        "TASKDECK_WORKER_TTL_S": "10",
+        "TASKDECK_MAINTENANCE_INTERVAL_S": "2",
+        "ANTHROPIC_BASE_URL": demo_model.url,
+        "ANTHROPIC_API_KEY": "sk-test-key",
+        "CLAUDE_CODE_MAX_RETRIES": "0",
+    }
+    for key, value in values.items():
+        monkeypatch.setenv(key, value)
+    from app.db import upgrade_database
+    from app.settings import get_settings
+
+    get_settings.cache_clear()
+    upgrade_database()
+    yield values
+    get_settings.cache_clear()
+
+
+class WorkerPool:
+    """`python -m worker` as a child process (its own process group), as `make run` starts it."""
+
+    def __init__(self, env: dict[str, str], workers: int = 1, log: Path | None = None) -> None:
+        self.env = {**os.environ, **env}
+        self.workers = workers
+        self.log_path = log
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> WorkerPool:
+        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "worker", "--workers", str(self.workers)],
+            cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        return self
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(5)
+
+
+@pytest.fixture
+def worker_pool(env, tmp_path) -> Iterator[WorkerPool]:
+    pool = WorkerPool(env, workers=2, log=tmp_path / "worker.log").start()
+    yield pool
+    pool.stop()
+    log = tmp_path / "worker.log"
+    if log.exists():
+        sys.stdout.write(log.read_text()[-4000:])
+
+
+def wait_for_status(task_id: int, statuses: tuple[str, ...], timeout: float = 60.0):
+    from app import service
+
+    return wait_until(
+        lambda: (t := service.get_task(task_id)).status in statuses and t,
+        timeout,
+        interval=0.1,
+        message=f"task {task_id} to reach {statuses}",
+    )

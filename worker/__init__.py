@@ -1,0 +1,1 @@
+"""Taskdeck execution: runs tasks through Claude Code on RQ workers."""

@@ -1,0 +1,290 @@
+"""The RQ job: run one attempt of a task, stream its events, persist its outcome.
+
+Retry policy: the job raises `RetryableFailure` for failures worth another attempt (API overload,
+rate limit, server errors, network, idle hang) and RQ's `Retry` re-queues it with backoff; other
+failures end the task at once. A worker lost mid-run is handled by RQ's abandoned-job cleanup,
+which calls `on_job_failure` (AbandonedJobError) and then retries the job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+
+from rq import get_current_job
+from rq.exceptions import AbandonedJobError
+
+from app import live, service
+from app.events import ErrorEvent, Event, TextDeltaEvent
+from app.models import Attempt, Task, TaskStatus, utcnow
+from app.db import session_scope
+from app.settings import get_settings
+from worker import sandbox
+from worker.claude_code import RunOutcome, RunSpec, run_claude
+
+log = logging.getLogger(__name__)
+
+RETRYABLE_API_STATUSES = {408, 409, 429, 500, 502, 503, 504, 529}
+RETRYABLE_ERROR_KINDS = {"idle_timeout"}
+FLUSH_EVERY_S = 0.5
+FLUSH_EVERY_N = 100
+
+
+class RetryableFailure(Exception):
+    """The attempt failed for a reason another attempt may not meet (RQ's Retry re-runs it)."""
+
+
+class EventRecorder:
+    """Publishes each event to Redis at once and stores them in the database in batches.
+
+    Text deltas (partial typing) go to Redis only: the complete text event that follows them is
+    what the database keeps."""
+
+    def __init__(self, task_id: int) -> None:
+        self.task_id = task_id
+        self._pending: list[tuple[str, Event]] = []
+        self._last_flush = time.monotonic()
+        self._lock = threading.Lock()
+
+    def emit(self, event: Event) -> None:
+        stream_id = live.publish(self.task_id, event)
+        if isinstance(event, TextDeltaEvent):
+            return  # typing deltas are for the live page only; the full text event is stored
+        with self._lock:
+            self._pending.append((stream_id, event))
+            due = (
+                len(self._pending) >= FLUSH_EVERY_N
+                or time.monotonic() - self._last_flush >= FLUSH_EVERY_S
+            )
+        if due:
+            self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            batch, self._pending = self._pending, []
+            self._last_flush = time.monotonic()
+        service.record_events(self.task_id, batch)
+
+
+def worker_name() -> str:
+    """host:pid of this process (workers name themselves so the UI can show where tasks run)."""
+    job = get_current_job()
+    name = getattr(job, "worker_name", None) if job else None
+    return name or f"{socket.gethostname()}:{os.getppid()}"
+
+
+def pid_file_for(task_id: int) -> Path:
+    """Where the launch shim records the claude pid of a task's current run."""
+    return sandbox.config_dir_for(task_id) / "claude.pid"
+
+
+def run_task(task_id: int) -> str:
+    """Run the next attempt of a task (the first run, a retry or a follow-up)."""
+    settings = get_settings()
+    job = get_current_job()
+    with session_scope() as session:
+        task = session.get(Task, task_id)
+        if task is None:
+            return "task not found"
+        if task.status in TaskStatus.TERMINAL:
+            return f"task already {task.status}"
+    # An attempt still marked running here means the worker that ran it died.
+    service.close_open_attempts(task_id, TaskStatus.FAILED, "worker lost")
+    if not service.transition(
+        task_id, TaskStatus.ACTIVE, TaskStatus.RUNNING, started_at=utcnow(), status_reason=None
+    ):
+        return "task no longer runnable"
+
+    with session_scope() as session:
+        task = session.get(Task, task_id)
+        kind = task.pending_kind if task.attempts_count else "run"
+        if task.attempts_count and kind == "run":
+            kind = "retry"
+        prompt = task.pending_prompt if kind == "follow_up" and task.pending_prompt else task.prompt
+        task.attempts_count += 1
+        attempt = Attempt(
+            task_id=task_id,
+            number=task.attempts_count,
+            kind=kind,
+            prompt=prompt,
+            worker=worker_name(),
+            rq_job_id=job.id if job else None,
+        )
+        session.add(attempt)
+        session.add(task)
+        session.flush()
+        snapshot = Task.model_validate(task.model_dump())
+        attempt_id, number = attempt.id, attempt.number
+    service.publish_status(task_id, TaskStatus.RUNNING, f"attempt {number}", attempt=number)
+
+    recorder = EventRecorder(task_id)
+    try:
+        cwd = snapshot.cwd or str(sandbox.task_workspace(task_id))
+        with session_scope() as session:
+            row = session.get(Task, task_id)
+            row.workspace = cwd
+            session.add(row)
+        spec = RunSpec(
+            prompt=prompt,
+            cwd=cwd,
+            model=snapshot.model,
+            max_turns=snapshot.max_turns,
+            allowed_tools=snapshot.allowed_tools,
+            permission_mode=snapshot.permission_mode,
+            resume=snapshot.session_id if kind == "follow_up" else None,
+            timeout_s=snapshot.timeout_s or settings.task_timeout_s,
+            idle_timeout_s=settings.idle_timeout_s,
+            config_dir=str(sandbox.config_dir_for(task_id)),
+            pid_file=str(pid_file_for(task_id)),
+        )
+        outcome = asyncio.run(run_claude(spec, recorder.emit, attempt=number))
+    except Exception as exc:  # our own bug or a broken workspace: the task must still end
+        log.exception("task %s attempt %s crashed", task_id, number)
+        outcome = RunOutcome(
+            error=ErrorEvent(attempt=number, kind="runner_crashed", message=f"{exc!r}")
+        )
+        recorder.emit(outcome.error)
+    finally:
+        recorder.flush()
+    return finish_attempt(task_id, attempt_id, number, outcome, job)
+
+
+def failure_reason(outcome: RunOutcome) -> str:
+    """A one-line reason for a failed outcome, for people."""
+    if outcome.error is not None:
+        return outcome.error.message
+    result = outcome.result
+    if result is None:
+        return "claude ended without a result"
+    if result.subtype == "error_max_turns":
+        return "max turns reached before the task was done"
+    if result.api_error_status:
+        return f"API error {result.api_error_status}: {(result.text or '').strip()[:300]}"
+    return (result.text or result.subtype or "claude reported an error").strip()[:500]
+
+
+def is_retryable(outcome: RunOutcome) -> bool:
+    """Whether another attempt could succeed (transient API or network trouble, a hang)."""
+    if outcome.error is not None:
+        return outcome.error.kind in RETRYABLE_ERROR_KINDS
+    result = outcome.result
+    if result is None or not result.is_error:
+        return False
+    if result.api_error_status in RETRYABLE_API_STATUSES:
+        return True
+    text = (result.text or "").lower()
+    return result.api_error_status is None and (
+        "connection error" in text or "timed out" in text or "overloaded" in text
+    )
+
+
+def finish_attempt(task_id: int, attempt_id: int, number: int, outcome: RunOutcome, job) -> str:  # noqa: ANN001
+    """Store the outcome on the attempt and the task; raise RetryableFailure to be retried."""
+    result = outcome.result
+    usage = {}
+    if result is not None:
+        usage = dict(
+            cost_usd=result.cost_usd,
+            input_tokens=result.input_tokens,
+            output_tokens=result.output_tokens,
+            num_turns=result.num_turns,
+            duration_ms=result.duration_ms,
+        )
+    if outcome.ok:
+        status, reason = TaskStatus.SUCCEEDED, None
+    else:
+        status, reason = TaskStatus.FAILED, failure_reason(outcome)
+    with session_scope() as session:
+        attempt = session.get(Attempt, attempt_id)
+        attempt.status = status
+        attempt.reason = reason
+        attempt.finished_at = utcnow()
+        attempt.session_id = outcome.session_id
+        for key, value in usage.items():
+            setattr(attempt, key, value)
+        session.add(attempt)
+    task_values = {"session_id": outcome.session_id} if outcome.session_id else {}
+    if result is not None:
+        task_values.update(
+            usage,
+            result_text=result.text,
+            cache_read_tokens=result.cache_read_tokens,
+            cache_creation_tokens=result.cache_creation_tokens,
+        )
+    retries_left = (job.retries_left or 0) if job is not None else 0
+    if status == TaskStatus.FAILED and is_retryable(outcome) and retries_left > 0:
+        retry_reason = f"retrying after: {reason}"
+        if service.transition(
+            task_id, [TaskStatus.RUNNING], TaskStatus.QUEUED, status_reason=retry_reason,
+            **task_values,
+        ):
+            service.publish_status(task_id, TaskStatus.QUEUED, retry_reason, attempt=number)
+        raise RetryableFailure(reason)
+    if service.transition(
+        task_id,
+        [TaskStatus.RUNNING],
+        status,
+        status_reason=reason,
+        finished_at=utcnow(),
+        pending_prompt=None,
+        **task_values,
+    ):
+        service.publish_status(task_id, status, reason, attempt=number)
+    return status
+
+
+def _task_id_of(job) -> int | None:  # noqa: ANN001
+    try:
+        return int(job.args[0])
+    except (IndexError, TypeError, ValueError):
+        return None
+
+
+def on_job_failure(job, connection, exc_type, exc_value, tb) -> None:  # noqa: ANN001
+    """RQ failure callback: a job that died without ending its task (crash, lost worker)."""
+    task_id = _task_id_of(job)
+    if task_id is None or exc_type is RetryableFailure:
+        return
+    reason = "worker lost" if exc_type is AbandonedJobError else f"{exc_type.__name__}: {exc_value}"
+    service.close_open_attempts(task_id, TaskStatus.FAILED, reason)
+    kill_leftover_group(task_id)
+    if (job.retries_left or 0) > 0:
+        moved = service.transition(
+            task_id, [TaskStatus.RUNNING], TaskStatus.QUEUED, status_reason=f"retrying: {reason}"
+        )
+        if moved:
+            service.publish_status(task_id, TaskStatus.QUEUED, f"retrying: {reason}")
+        return
+    if service.transition(
+        task_id, TaskStatus.ACTIVE, TaskStatus.FAILED, status_reason=reason, finished_at=utcnow()
+    ):
+        service.publish_status(task_id, TaskStatus.FAILED, reason)
+
+
+def on_job_stopped(job, connection) -> None:  # noqa: ANN001
+    """RQ stopped callback (cancel): make sure no process of the task outlives it."""
+    task_id = _task_id_of(job)
+    if task_id is None:
+        return
+    kill_leftover_group(task_id)
+    service.close_open_attempts(task_id, TaskStatus.CANCELLED, "cancelled by user")
+    if service.transition(
+        task_id,
+        TaskStatus.ACTIVE,
+        TaskStatus.CANCELLED,
+        status_reason="cancelled",
+        finished_at=utcnow(),
+    ):
+        service.publish_status(task_id, TaskStatus.CANCELLED, "cancelled")
+
+
+def kill_leftover_group(task_id: int) -> None:
+    """Kill the process group of the task's last claude process, if it still runs here."""
+    pgid = sandbox.read_pid(pid_file_for(task_id))
+    if pgid:
+        sandbox.kill_group(pgid, grace_s=1.0)
