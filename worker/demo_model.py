@@ -149,7 +149,8 @@ def parse_conversation(
 
     # Markers of the latest prompt win; a resumed "go on" without markers keeps the first one's.
     first_user = next((m for m in messages if m.get("role") == "user"), {})
-    markers = dict(_MARKER_RE.findall(_text_of(first_user.get("content"))))
+    first_text = _REMINDER_RE.sub("", _text_of(first_user.get("content")))
+    markers = dict(_MARKER_RE.findall(first_text))
     markers.update(_MARKER_RE.findall(raw_prompt))
 
     last_assistant_index = max(
@@ -260,7 +261,10 @@ def _write_files_flow(conv: Conversation, files: dict[str, str], intro: str, don
         ]
         if refused:
             return Reply([tool("Read", file_path=path) for path in refused])
-        if conv.last_tool_uses and all(use["name"] == "Read" for use in conv.last_tool_uses):
+        if last_paths and all(
+            use["name"] == "Read" and use["input"].get("file_path") in paths
+            for use in conv.last_tool_uses
+        ):
             return Reply(
                 [tool("Write", file_path=path, content=paths[path]) for path in last_paths]
             )
@@ -273,22 +277,24 @@ def _write_files_flow(conv: Conversation, files: dict[str, str], intro: str, don
 def _demo_file_content(name: str, prompt: str) -> str:
     stem, _, extension = PurePosixPath(name).name.partition(".")
     extension = extension.rsplit(".", 1)[-1].lower()
+    one_line = " ".join(prompt.split())
     if extension == "py":
-        said = re.search(r"\bprints?\s+[\"'`]?(.+?)[\"'`]?\s*$", prompt, re.IGNORECASE)
+        said = re.search(r"\bprints?\s+[\"'`]?(.+?)[\"'`]?\.?\s*$", prompt, re.I | re.M)
         message = said.group(1).strip() if said else f"Hello from {name}"
         return (
-            f'"""{name}: written by the {DEMO_MODEL_LABEL} for the prompt {prompt!r}."""\n\n\n'
+            f"# {name}: written by the {DEMO_MODEL_LABEL} for the prompt: {one_line}\n\n\n"
             "def main() -> None:\n"
-            f"    print({message!r})\n\n\n"
+            f"    print({json.dumps(message)})\n\n\n"
             'if __name__ == "__main__":\n'
             "    main()\n"
         )
     if extension == "md":
-        return f"# {stem}\n\nWritten by the {DEMO_MODEL_LABEL} for the prompt:\n\n> {prompt}\n"
+        quoted = "\n".join(f"> {line}" for line in prompt.splitlines())
+        return f"# {stem}\n\nWritten by the {DEMO_MODEL_LABEL} for the prompt:\n\n{quoted}\n"
     if extension == "json":
         return json.dumps({"written_by": DEMO_MODEL_LABEL, "prompt": prompt}, indent=2) + "\n"
     if extension == "sh":
-        return f"#!/bin/sh\n# Written by the {DEMO_MODEL_LABEL}.\necho {json.dumps(prompt)}\n"
+        return f"#!/bin/sh\n# Written by the {DEMO_MODEL_LABEL}.\necho {json.dumps(one_line)}\n"
     return f"Written by the {DEMO_MODEL_LABEL} for the prompt:\n{prompt}\n"
 
 
@@ -364,7 +370,10 @@ def thinking_then_text(conv: Conversation) -> Reply:
 def slow(conv: Conversation) -> Reply:
     """20 text deltas, 0.1 s apart (or `[delay:SECONDS]`)."""
     words = " ".join(f"word{index}" for index in range(1, 21))
-    delay = float(conv.markers.get("delay", 0.1))
+    try:
+        delay = max(0.0, float(conv.markers.get("delay", 0.1)))
+    except ValueError:
+        delay = 0.1
     return Reply([text(words)], words_per_delta=1, delta_delay_s=delay)
 
 
@@ -611,7 +620,12 @@ class _Handler(BaseHTTPRequestHandler):
             message = f"Unknown demo scenario {conv.scenario!r}; known: {known}"
             self._send_error(ApiError(400, "invalid_request_error", message))
             return
-        reply = script(conv)
+        try:
+            reply = script(conv)
+        except Exception as exc:  # a broken script must not kill the connection silently
+            message = f"Demo scenario {conv.scenario!r} failed: {exc!r}"
+            self._send_error(ApiError(500, "api_error", message))
+            return
         if reply.error:
             self._send_error(reply.error)
         elif body.get("stream"):
