@@ -165,3 +165,84 @@ def wait_for_status(task_id: int, statuses: tuple[str, ...], timeout: float = 60
         interval=0.1,
         message=f"task {task_id} to reach {statuses}",
     )
+
+
+class WebStack:
+    """`python -m app.stack` (what `make run` starts) on free ports, in demo mode by default."""
+
+    def __init__(self, directory: Path, redis_url: str, extra_env: dict[str, str] | None = None):
+        self.port = free_port()
+        self.directory = directory
+        self.log_path = directory / "stack.log"
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "TASKDECK_"))}
+        env.update(
+            TASKDECK_PORT=str(self.port),
+            TASKDECK_REDIS_URL=redis_url,
+            TASKDECK_DATABASE_URL=f"sqlite:///{directory / 'taskdeck.db'}",
+            TASKDECK_WORKSPACE_ROOT=str(directory / "workspaces"),
+            TASKDECK_CLAUDE_CONFIG_ROOT=str(directory / "claude"),
+            CLAUDE_CODE_MAX_RETRIES="0",
+        )
+        env.update(extra_env or {})
+        self.env = env
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 600) -> WebStack:
+        import urllib.request
+
+        log = open(self.log_path, "ab")  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "app.stack"], cwd=ROOT, env=self.env, stdout=log,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+        def ready() -> bool:
+            assert self.process.poll() is None, self.log_path.read_text()[-3000:]
+            try:
+                with urllib.request.urlopen(f"{self.url}/ping", timeout=2):
+                    return True
+            except Exception:
+                return False
+
+        wait_until(ready, timeout, interval=0.5, message="the web stack")
+        return self
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGINT)
+            try:
+                self.process.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="session")
+def web_stack(tmp_path_factory, redis_server) -> Iterator[WebStack]:
+    """The whole product, started like `make run` (demo mode: no ANTHROPIC_API_KEY)."""
+    stack = WebStack(tmp_path_factory.mktemp("stack"), redis_server.url.replace("/0", "/5"))
+    stack.start()
+    yield stack
+    stack.stop()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                  "--disable-background-networking", "--disable-component-update",
+                  "--no-first-run", "--disable-sync"],
+        )
+        yield chromium
+        chromium.close()
+
+
+ARTIFACTS = ROOT / "test-artifacts"
+VIEWPORTS = {"phone": {"width": 390, "height": 844}, "desktop": {"width": 1440, "height": 900}}

@@ -79,7 +79,7 @@ class TaskListState(rx.State):
         self.errors = {}
         self.form_error = ""
         data = {key: (form.get(key) or "").strip() for key in FORM_FIELDS}
-        payload = {k: v for k, v in data.items() if v}
+        payload = {k: v for k, v in data.items() if v or k == "prompt"}
         try:
             task_in = TaskCreate.model_validate(payload)
         except ValidationError as exc:
