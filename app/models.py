@@ -106,3 +106,50 @@ class TaskEvent(SQLModel, table=True):
     type: str = Field(max_length=30)
     ts: float
     data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class Role:
+    """What an account may do: admins everything, members submit and cancel, viewers only look."""
+
+    ADMIN = "admin"
+    MEMBER = "member"
+    VIEWER = "viewer"
+    ALL = (ADMIN, MEMBER, VIEWER)
+
+
+class User(SQLModel, table=True):
+    """An account: signs in to the web UI with a password, owns API tokens."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(max_length=64, unique=True, index=True)
+    password_hash: str = Field(max_length=255)  # argon2id, never shown anywhere
+    role: str = Field(default=Role.MEMBER, max_length=10)
+    is_active: bool = True
+    created_at: datetime = Field(default_factory=utcnow)
+    last_login_at: datetime | None = None
+
+
+class ApiToken(SQLModel, table=True):
+    """A scoped API token; only its SHA-256 is stored (the token is shown once, at creation)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", index=True)
+    name: str = Field(max_length=100)
+    prefix: str = Field(max_length=16)  # the first characters, to recognise a token in a list
+    token_hash: str = Field(max_length=64, unique=True, index=True)
+    scopes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime | None = None
+    last_used_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+
+class WebSession(SQLModel, table=True):
+    """A signed-in browser; the cookie holds the secret, the row only its SHA-256."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", index=True)
+    token_hash: str = Field(max_length=64, unique=True, index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+    revoked_at: datetime | None = None

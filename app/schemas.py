@@ -194,3 +194,146 @@ class Page(BaseModel, Generic[T]):
     items: list[T]
     total: int | None = None
     next_cursor: str | None = None
+
+
+# ----- accounts and tokens (issue 7) ----------------------------------------------------------
+
+RoleName = Literal["admin", "member", "viewer"]
+Scope = Literal["read", "write", "admin"]
+
+
+class LoginIn(BaseModel):
+    """Credentials for a web session."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=256)
+
+
+class UserCreate(BaseModel):
+    """A new account (admins only)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    username: str = Field(min_length=2, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@\-]+$")
+    password: str = Field(min_length=8, max_length=256)
+    role: RoleName = "member"
+
+
+class UserUpdate(BaseModel):
+    """Changes to an account (admins only); absent fields stay as they are."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: RoleName | None = None
+    is_active: bool | None = None
+    password: str | None = Field(default=None, min_length=8, max_length=256)
+
+
+class UserOut(BaseModel):
+    """An account as shown to admins and to its owner (never its password hash)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    username: str
+    role: str
+    is_active: bool
+    created_at: datetime
+    last_login_at: datetime | None
+
+
+class Me(BaseModel):
+    """The caller: account, what they may do, and how they signed in."""
+
+    user: UserOut
+    scopes: list[str]
+    via: str
+
+
+class SessionOut(BaseModel):
+    """A web session was opened (its secret travels only in the HttpOnly cookie)."""
+
+    user: UserOut
+    expires_at: datetime
+
+
+class TokenCreate(BaseModel):
+    """A new API token: a name to recognise it, its scopes (default: all the role allows)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100)
+    scopes: list[Scope] | None = Field(default=None, max_length=3)
+    expires_in_days: int | None = Field(default=None, ge=1, le=3650)
+
+
+class TokenOut(BaseModel):
+    """An API token as listed: never the token itself, only its first characters."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    user_id: int
+    name: str
+    prefix: str
+    scopes: list[str]
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class TokenCreated(TokenOut):
+    """A token just created: `token` is shown this once and cannot be read again."""
+
+    token: str
+
+
+class TaskSummary(BaseModel):
+    """A task in a list: the columns a list shows (GET /tasks/{id} has everything)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    title: str
+    status: str
+    priority: str
+    model: str
+    repo: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    attempts_count: int
+    num_turns: int
+    cost_usd: float
+    duration_ms: int
+
+
+class QueueOut(BaseModel):
+    """One RQ priority queue and its job counts."""
+
+    name: str
+    priority: str
+    paused: bool = False
+    queued: int
+    running: int
+    failed: int
+    scheduled: int
+    oldest_wait_s: float
+
+
+class WorkerOut(BaseModel):
+    """One RQ worker process."""
+
+    name: str
+    state: str
+    task_id: int | None
+    job_id: str
+    heartbeat_age_s: float | None
+    memory_mb: float | None
+    pid: int | None
+    queues: list[str]
+    successful: int
+    failed: int

@@ -21,7 +21,15 @@ from app.db import session_scope
 from app.events import Event, StatusEvent
 from app.models import Attempt, Task, TaskEvent, TaskStatus, utcnow
 from app.queue import enqueue_task, get_redis
-from app.schemas import AttemptOut, FollowUpCreate, Page, TaskCreate, TaskEventOut, TaskOut
+from app.schemas import (
+    AttemptOut,
+    FollowUpCreate,
+    Page,
+    TaskCreate,
+    TaskEventOut,
+    TaskOut,
+    TaskSummary,
+)
 from app.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -286,3 +294,61 @@ def follow_up(task_id: int, data: FollowUpCreate) -> TaskOut:
 def stamp(value: datetime | None) -> str:
     """A datetime for display, or an empty string."""
     return value.strftime("%Y-%m-%d %H:%M:%S") if value else ""
+
+
+# --- REST API reads and deletes (issue 7): a lean list for scripts, and removing old tasks.
+
+SUMMARY_COLUMNS = (
+    Task.id, Task.title, Task.status, Task.priority, Task.model, Task.repo, Task.created_at,
+    Task.started_at, Task.finished_at, Task.attempts_count, Task.num_turns, Task.cost_usd,
+    Task.duration_ms,
+)
+
+
+def list_task_summaries(
+    status: str | None = None,
+    priority: str | None = None,
+    repo: str | None = None,
+    text: str | None = None,
+    limit: int = 50,
+    before_id: int | None = None,
+) -> Page[TaskSummary]:
+    """Newest first, only the columns a list shows, keyset-paginated on the id (index scans)."""
+    limit = max(1, min(limit, 500))
+    query = select(*SUMMARY_COLUMNS).order_by(col(Task.id).desc()).limit(limit + 1)
+    if status:
+        query = query.where(col(Task.status) == status)
+    if priority:
+        query = query.where(col(Task.priority) == priority)
+    if repo:
+        query = query.where(col(Task.repo) == repo)
+    if text:
+        like = f"%{text}%"
+        query = query.where(or_(col(Task.title).ilike(like), col(Task.prompt).ilike(like)))
+    if before_id:
+        query = query.where(col(Task.id) < before_id)
+    with session_scope() as session:
+        rows = session.exec(query).all()
+    items = [TaskSummary.model_validate(row._mapping) for row in rows[:limit]]
+    next_cursor = str(items[-1].id) if len(rows) > limit else None
+    return Page[TaskSummary](items=items, next_cursor=next_cursor)
+
+
+def delete_task(task_id: int) -> None:
+    """Remove a finished task with its attempts, events and live stream; TaskNotFound or
+    InvalidTransition (still queued or running: cancel it first)."""
+    from sqlalchemy import delete
+
+    with session_scope() as session:
+        task = session.get(Task, task_id)
+        if task is None:
+            raise TaskNotFound(task_id)
+        if task.status not in TaskStatus.TERMINAL:
+            raise InvalidTransition(f"task {task_id} is {task.status}: cancel it first")
+        session.exec(delete(TaskEvent).where(col(TaskEvent.task_id) == task_id))
+        session.exec(delete(Attempt).where(col(Attempt.task_id) == task_id))
+        session.delete(task)
+    try:
+        get_redis().delete(live.task_stream(task_id))
+    except Exception:
+        log.warning("could not delete the stream of task %s", task_id, exc_info=True)

@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     )
     demo_model_url: str | None = Field(default=None, description="URL of the running demo model.")
     port: int = 3000
+    session_ttl_s: int = Field(default=12 * 3600, description="A web sign-in lasts this long.")
+    api_rate_limit: int = Field(default=600, description="Requests per minute per token/session.")
+    api_max_body_bytes: int = Field(default=1_048_576, description="Largest request body accepted.")
     env_allowlist: list[str] = Field(
         default=["PATH", "LANG", "LC_ALL", "TZ", "TERM"],
         description="Variables passed through to the claude process besides its own.",

@@ -1,75 +1,173 @@
-"""/api/v1/tasks: create, list, get, cancel, retry, follow up, events. Thin: calls app.service."""
+"""/api/v1/tasks: create, list, get, cancel, retry, follow up, delete, bulk actions, and the task's
+events (paged history and a live Server-Sent Events stream). Thin: every route calls app.service.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Query, status
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated, Literal
 
-from app import service
-from app.schemas import FollowUpCreate, Page, TaskCreate, TaskEventOut, TaskOut
+from fastapi import APIRouter, Header, HTTPException, Path, Query, Request, Response, status
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+from pydantic import BaseModel, ConfigDict, Field
+
+from app import live, service
+from app.api.deps import Reader, Writer
+from app.events import StatusEvent
+from app.models import TaskStatus
+from app.schemas import FollowUpCreate, Page, TaskCreate, TaskEventOut, TaskOut, TaskSummary
 
 router = APIRouter(prefix="/api/v1", tags=["tasks"])
+
+TaskId = Annotated[int, Path(ge=1, le=2**53, description="The task's id.")]
+STREAM_ID = r"^[0-9]{1,20}-[0-9]{1,20}$"
+StatusName = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
 
 def _not_found(task_id: int) -> HTTPException:
     return HTTPException(status.HTTP_404_NOT_FOUND, f"task {task_id} not found")
 
 
-@router.post("/tasks", response_model=TaskOut, status_code=status.HTTP_201_CREATED)
-def create_task(body: TaskCreate) -> TaskOut:
-    try:
-        return service.create_task(body)
-    except service.QueueUnavailable as exc:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from exc
-
-
-@router.get("/tasks", response_model=Page[TaskOut])
-def list_tasks(
-    status_: str | None = Query(None, alias="status"),
-    q: str | None = Query(None, max_length=200),
-    limit: int = Query(50, ge=1, le=500),
-    cursor: int | None = Query(None, ge=1),
-) -> Page[TaskOut]:
-    return service.list_tasks(status=status_, text=q, limit=limit, before_id=cursor)
-
-
-@router.get("/tasks/{task_id}", response_model=TaskOut)
-def get_task(task_id: int) -> TaskOut:
-    try:
-        return service.get_task(task_id)
-    except service.TaskNotFound as exc:
-        raise _not_found(task_id) from exc
-
-
-@router.get("/tasks/{task_id}/events", response_model=list[TaskEventOut])
-def task_events(task_id: int, after: str | None = None, limit: int = Query(1000, ge=1, le=5000)):
-    get_task(task_id)
-    return service.list_events(task_id, after=after, limit=limit)
-
-
-def _act(task_id: int, action) -> TaskOut:  # noqa: ANN001
+def _act(task_id: int, action: Callable[[], TaskOut]) -> TaskOut:
     try:
         return action()
     except service.TaskNotFound as exc:
         raise _not_found(task_id) from exc
     except service.InvalidTransition as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    except service.QueueUnavailable as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from exc
+
+
+@router.post("/tasks", response_model=TaskOut, status_code=status.HTTP_201_CREATED)
+def create_task(body: TaskCreate, _: Writer) -> TaskOut:
+    """Submit a task: stored as `queued` and put on its priority queue."""
+    try:
+        return service.create_task(body)
+    except service.QueueUnavailable as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from exc
+
+
+@router.get("/tasks", response_model=Page[TaskSummary])
+def list_tasks(
+    _: Reader,
+    status_: Annotated[StatusName | None, Query(alias="status")] = None,
+    priority: Literal["high", "default", "low"] | None = None,
+    repo: Annotated[str | None, Query(max_length=1000)] = None,
+    q: Annotated[str | None, Query(max_length=200, description="Text in title or prompt.")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[int | None, Query(ge=1, le=2**53, description="`next_cursor`.")] = None,
+) -> Page[TaskSummary]:
+    """Newest tasks first; pass `next_cursor` back as `cursor` for the next page."""
+    return service.list_task_summaries(
+        status=status_, priority=priority, repo=repo, text=q, limit=limit, before_id=cursor
+    )
+
+
+@router.get("/tasks/{task_id}", response_model=TaskOut)
+def get_task(task_id: TaskId, _: Reader) -> TaskOut:
+    """One task with its latest outcome."""
+    return _act(task_id, lambda: service.get_task(task_id))
+
+
+@router.delete("/tasks/{task_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_task(task_id: TaskId, _: Writer) -> Response:
+    """Remove a finished task and its history (a queued or running one: cancel it first)."""
+    try:
+        service.delete_task(task_id)
+    except service.TaskNotFound as exc:
+        raise _not_found(task_id) from exc
+    except service.InvalidTransition as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post("/tasks/{task_id}/cancel", response_model=TaskOut)
-def cancel_task(task_id: int) -> TaskOut:
+def cancel_task(task_id: TaskId, _: Writer) -> TaskOut:
+    """Cancel a queued or running task (a running one's claude process is killed)."""
     return _act(task_id, lambda: service.cancel_task(task_id))
 
 
 @router.post("/tasks/{task_id}/retry", response_model=TaskOut)
-def retry_task(task_id: int) -> TaskOut:
+def retry_task(task_id: TaskId, _: Writer) -> TaskOut:
+    """Run a failed or cancelled task again."""
     return _act(task_id, lambda: service.retry_task(task_id))
 
 
 @router.post("/tasks/{task_id}/follow-up", response_model=TaskOut)
-def follow_up(task_id: int, body: FollowUpCreate) -> TaskOut:
+def follow_up(task_id: TaskId, body: FollowUpCreate, _: Writer) -> TaskOut:
+    """Continue a finished task's Claude session with a new prompt."""
     return _act(task_id, lambda: service.follow_up(task_id, body))
 
 
-@router.get("/health", tags=["health"])
-def health() -> dict[str, str]:
-    return {"status": "ok"}
+class BulkAction(BaseModel):
+    """The same action on several tasks."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    action: Literal["cancel", "retry"]
+    task_ids: list[Annotated[int, Field(ge=1, le=2**53)]] = Field(min_length=1, max_length=500)
+
+
+class BulkResult(BaseModel):
+    """Per task: its new status, or why the action did not apply."""
+
+    results: dict[int, str]
+
+
+@router.post("/tasks/bulk", response_model=BulkResult)
+def bulk(body: BulkAction, _: Writer) -> BulkResult:
+    """Cancel or retry several tasks at once."""
+    ids = list(dict.fromkeys(body.task_ids))
+    action = service.bulk_cancel if body.action == "cancel" else service.bulk_retry
+    return BulkResult(results=action(ids))
+
+
+@router.get("/tasks/{task_id}/events", response_model=Page[TaskEventOut])
+def task_events(
+    task_id: TaskId,
+    _: Reader,
+    after: Annotated[str | None, Query(pattern=STREAM_ID, description="A stream id.")] = None,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
+) -> Page[TaskEventOut]:
+    """Stored events in order; `next_cursor` (a stream id) is the `after` of the next page."""
+    _act(task_id, lambda: service.get_task(task_id))
+    items = service.list_events(task_id, after=after, limit=limit)
+    next_cursor = items[-1].stream_id if len(items) == limit else None
+    return Page[TaskEventOut](items=items, next_cursor=next_cursor)
+
+
+@router.get("/tasks/{task_id}/events/stream", response_class=EventSourceResponse)
+async def stream_events(
+    task_id: TaskId,
+    request: Request,
+    _: Reader,
+    after: Annotated[str | None, Query(pattern=STREAM_ID)] = None,
+    last_event_id: Annotated[str | None, Header(pattern=STREAM_ID)] = None,
+) -> AsyncIterator[ServerSentEvent]:
+    """The task's events live, as Server-Sent Events (`id` = stream id, `event` = type).
+
+    Starts after `after` / `Last-Event-ID` (default: the beginning of the live stream) and ends
+    once the task has reached a terminal status.
+    """
+    task = await asyncio.to_thread(_act, task_id, lambda: service.get_task(task_id))
+    position = last_event_id or after or "0"
+    finished = task.status in TaskStatus.TERMINAL
+    while not await request.is_disconnected():
+        entries = await live.aread(task_id, position, block_ms=1000)
+        for stream_id, event in entries:
+            position = stream_id
+            if isinstance(event, StatusEvent) and event.status in TaskStatus.TERMINAL:
+                finished = True
+            elif isinstance(event, StatusEvent):
+                finished = False
+            yield ServerSentEvent(raw_data=live.dumps(event), event=event.type, id=stream_id)
+        if entries:
+            continue
+        if finished:
+            current = await asyncio.to_thread(service.get_task, task_id)
+            if current.status in TaskStatus.TERMINAL:
+                return
+            finished = False
+        yield ServerSentEvent(comment="keep-alive")

@@ -1,0 +1,97 @@
+"""Shared API dependencies: who is calling (API token or web session cookie), the scope each
+route needs, and the per-credential rate limit.
+
+401 means "no valid credential" and never says why (unknown user, wrong token, expired: all the
+same answer); 403 means "valid credential, not allowed".
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+from urllib.parse import urlparse
+
+from fastapi import Depends, HTTPException, Request, Security, status
+from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
+
+from app import auth
+from app.auth import Principal
+
+log = logging.getLogger(__name__)
+
+SESSION_COOKIE = "taskdeck_session"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+bearer_scheme = HTTPBearer(
+    auto_error=False, description="An API token: `Authorization: Bearer tdk_...`"
+)
+cookie_scheme = APIKeyCookie(
+    name=SESSION_COOKIE, auto_error=False, description="The web UI's session cookie."
+)
+
+
+def unauthorized() -> HTTPException:
+    """The one 401 answer, whatever was wrong with the credential."""
+    return HTTPException(
+        status.HTTP_401_UNAUTHORIZED,
+        "not authenticated: send a valid API token (Authorization: Bearer ...) or sign in",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
+def _same_origin(request: Request) -> bool:
+    origin = request.headers.get("origin")
+    if not origin:
+        return True
+    return urlparse(origin).netloc == request.headers.get("host", "")
+
+
+def current_principal(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],
+    session_secret: Annotated[str | None, Security(cookie_scheme)],
+) -> Principal:
+    """The authenticated caller, counted against its rate limit; 401 / 429 otherwise."""
+    principal = None
+    if credentials is not None:
+        principal = auth.token_principal(credentials.credentials)
+    elif session_secret:
+        principal = auth.session_principal(session_secret)
+        # A cookie travels with cross-site requests: refuse a foreign page's writes (CSRF).
+        if principal and request.method not in SAFE_METHODS and not _same_origin(request):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "cross-origin request refused")
+    if principal is None:
+        raise unauthorized()
+    try:
+        retry_after = auth.check_rate_limit(principal)
+    except Exception:  # Redis down: serve (the queue itself reports the outage) rather than fail
+        log.warning("rate limit unavailable", exc_info=True)
+        retry_after = None
+    if retry_after is not None:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            "rate limit reached for this credential: retry later",
+            headers={"Retry-After": str(int(retry_after))},
+        )
+    request.state.principal = principal
+    return principal
+
+
+def require(scope: str):  # noqa: ANN201
+    """A dependency that lets through callers holding `scope` (read, write, admin)."""
+
+    def check(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+        if not principal.allows(scope):
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                f"this needs the {scope!r} permission, which your role or token does not grant",
+            )
+        return principal
+
+    return check
+
+
+Reader = Annotated[Principal, Depends(require("read"))]
+Writer = Annotated[Principal, Depends(require("write"))]
+Admin = Annotated[Principal, Depends(require("admin"))]
+Caller = Annotated[Principal, Depends(current_principal)]
