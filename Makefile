@@ -20,7 +20,9 @@ venv: $(STAMP)
 
 # Debian packages: redis-server always; chromium for the browser tests. One apt-get update.
 APT_RUN := $(if $(shell command -v redis-server),,redis-server)
-APT_TEST := $(APT_RUN) $(if $(wildcard /usr/bin/chromium),,chromium)
+# postgresql: the suite runs a second time against a PostgreSQL server the tests start themselves.
+APT_TEST := $(APT_RUN) $(if $(wildcard /usr/bin/chromium),,chromium) \
+	$(if $(wildcard /usr/lib/postgresql/*/bin/initdb),,postgresql)
 
 system-deps:
 	@if [ -n "$(strip $(APT_RUN))" ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(APT_RUN); fi
@@ -31,8 +33,10 @@ test-deps:
 run: venv system-deps
 	$(PY) -m app.stack
 
+# The whole suite on SQLite, then every test that touches the database again on PostgreSQL.
 test: venv test-deps
 	$(PY) -m pytest
+	TASKDECK_TEST_DB=postgres $(PY) -m pytest
 
 lint: venv
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

@@ -92,16 +92,52 @@ def demo_model():
     model.stop()
 
 
+TEST_DB = os.environ.get("TASKDECK_TEST_DB", "sqlite")  # `make test` runs again with "postgres"
+
+
+def pytest_collection_modifyitems(config, items) -> None:  # noqa: ANN001
+    """On the PostgreSQL pass (`make test` runs it after the SQLite pass), keep only the tests that
+    use a database fixture: the others do not touch the database and already ran."""
+    if TEST_DB != "postgres":
+        return
+    uses_db = {"database_url", "postgres_server"}
+    keep = [item for item in items if uses_db & set(getattr(item, "fixturenames", ()))]
+    dropped = [item for item in items if item not in keep]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory):
+    """A PostgreSQL server of the tests' own (tests/pg.py), for the whole session."""
+    from tests.pg import PostgresServer
+
+    server = PostgresServer().start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
-def env(tmp_path, redis_server, demo_model, monkeypatch) -> dict[str, str]:
+def database_url(request, tmp_path) -> str:
+    """A fresh, empty database for one test: a SQLite file, or with TASKDECK_TEST_DB=postgres a
+    new database on the session's PostgreSQL server."""
+    if TEST_DB == "postgres":
+        return request.getfixturevalue("postgres_server").create_database()
+    assert TEST_DB == "sqlite", f"TASKDECK_TEST_DB must be sqlite or postgres, not {TEST_DB!r}"
+    return f"sqlite:///{tmp_path / 'taskdeck.db'}"
+
+
+@pytest.fixture
+def env(tmp_path, redis_server, demo_model, database_url, monkeypatch) -> dict[str, str]:
     """TASKDECK_* settings for one test: its own database, workspaces and a clean Redis."""
     Redis.from_url(redis_server.url).flushdb()
     values = {
-        "TASKDECK_DATABASE_URL": f"sqlite:///{tmp_path / 'taskdeck.db'}",
+        "TASKDECK_DATABASE_URL": database_url,
         "TASKDECK_REDIS_URL": redis_server.url,
         "TASKDECK_WORKSPACE_ROOT": str(tmp_path / "workspaces"),
         "TASKDECK_CLAUDE_CONFIG_ROOT": str(tmp_path / "claude"),
-        "TASKDECK_RETRY_BACKOFF_S": "[1, 1, 1]",
+        "TASKDECK_RETRY_BACKOFF_S": "1",
         "TASKDECK_WORKER_TTL_S": "10",
         "TASKDECK_MAINTENANCE_INTERVAL_S": "2",
         "ANTHROPIC_BASE_URL": demo_model.url,
