@@ -54,6 +54,19 @@ class Settings(BaseSettings):
         default=["PATH", "LANG", "LC_ALL", "TZ", "TERM"],
         description="Variables passed through to the claude process besides its own.",
     )
+    # Runner limits (worker/sandbox.py, worker/claude_code.py). The bundled CLI (a Bun binary)
+    # crashes at start below ~1 GiB of address space; 4 GiB leaves room for node/python tools.
+    rlimit_as_mb: int = Field(default=4096, ge=0, description="Address-space rlimit (0 = none).")
+    rlimit_cpu_s: int = Field(default=3600, ge=0, description="CPU-time rlimit (0 = none).")
+    max_output_mb: int = Field(
+        default=64, ge=1, description="Most claude stream output one attempt may produce."
+    )
+    workspace_retention_h: int = Field(
+        default=72, ge=0, description="Keep workspaces of succeeded/cancelled tasks this long."
+    )
+    failed_workspace_retention_h: int = Field(
+        default=168, ge=0, description="Keep workspaces of failed tasks this long (to inspect)."
+    )
 
     @property
     def anthropic_api_key(self) -> str | None:

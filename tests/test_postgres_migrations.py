@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
@@ -13,6 +12,7 @@ from sqlalchemy.pool import NullPool
 from sqlmodel import SQLModel
 
 import app.models  # noqa: F401  (registers the tables)
+from alembic import command
 from app.settings import PROJECT_ROOT
 
 
@@ -45,7 +45,8 @@ def enum_types(url: str) -> set[str]:
     engine = create_engine(url, poolclass=NullPool)
     try:
         with engine.connect() as conn:
-            return set(conn.execute(text("SELECT typname FROM pg_type WHERE typtype = 'e'")).scalars())
+            rows = conn.execute(text("SELECT typname FROM pg_type WHERE typtype = 'e'"))
+            return set(rows.scalars())
     finally:
         engine.dispose()
 

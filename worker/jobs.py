@@ -24,7 +24,7 @@ from app.events import ErrorEvent, Event, TextDeltaEvent
 from app.models import Attempt, Task, TaskStatus, utcnow
 from app.db import session_scope
 from app.settings import get_settings
-from worker import sandbox
+from worker import sandbox, workspace
 from worker.claude_code import RunOutcome, RunSpec, run_claude
 
 log = logging.getLogger(__name__)
@@ -124,14 +124,19 @@ def run_task(task_id: int) -> str:
 
     recorder = EventRecorder(task_id)
     try:
-        cwd = snapshot.cwd or str(sandbox.task_workspace(task_id))
+        if snapshot.repo:  # a git worktree on branch taskdeck/<id>, made by run_claude
+            place = dict(repo=snapshot.repo, base_ref=snapshot.base_ref, workspace_id=str(task_id))
+            cwd = str(workspace.workspace_path(task_id))
+        else:
+            cwd = snapshot.cwd or str(sandbox.task_workspace(task_id))
+            place = dict(cwd=cwd)
         with session_scope() as session:
             row = session.get(Task, task_id)
             row.workspace = cwd
             session.add(row)
         spec = RunSpec(
             prompt=prompt,
-            cwd=cwd,
+            **place,
             model=snapshot.model,
             max_turns=snapshot.max_turns,
             allowed_tools=snapshot.allowed_tools,
@@ -209,6 +214,13 @@ def finish_attempt(task_id: int, attempt_id: int, number: int, outcome: RunOutco
             setattr(attempt, key, value)
         session.add(attempt)
     task_values = {"session_id": outcome.session_id} if outcome.session_id else {}
+    if outcome.diff is not None:  # a git workspace: what the task changed since its base
+        task_values.update(
+            files_changed=outcome.diff.files_changed,
+            lines_added=outcome.diff.lines_added,
+            lines_removed=outcome.diff.lines_removed,
+            diff=outcome.diff.patch,
+        )
     if result is not None:
         task_values.update(
             usage,
