@@ -30,6 +30,15 @@ class StatusEvent(BaseEvent):
     reason: str | None = None
 
 
+class PromptEvent(BaseEvent):
+    """The prompt an attempt sends (the first run, a retry or a follow-up): the user's side of
+    the conversation, so a task's log reads as one conversation across attempts."""
+
+    type: Literal["prompt"] = "prompt"
+    text: str
+    resume: str | None = Field(default=None, description="Session id continued, if any.")
+
+
 class InitEvent(BaseEvent):
     """Claude Code started: its session, model and tools."""
 
@@ -132,6 +141,9 @@ class DiffEvent(BaseEvent):
     lines_added: int = 0
     lines_removed: int = 0
     files: list[str] = []
+    branch: str | None = None
+    base: str | None = Field(default=None, description="The commit the workspace started from.")
+    truncated: bool = Field(default=False, description="The stored patch was cut.")
 
 
 class ErrorEvent(BaseEvent):
@@ -152,6 +164,7 @@ class RawEvent(BaseEvent):
 
 Event = Annotated[
     StatusEvent
+    | PromptEvent
     | InitEvent
     | TextEvent
     | TextDeltaEvent

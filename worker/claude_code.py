@@ -1,29 +1,39 @@
 """Run one prompt through Claude Code (claude-agent-sdk) and turn its messages into our events.
 
-`run_claude` is the single place that talks to the SDK: it builds the options from a `RunSpec`,
-launches the CLI through the isolation shim (see sandbox.py), enforces the wall-clock and idle
-timeouts, maps every SDK message to a Taskdeck event (app/events.py) and reports the outcome.
+`run_claude` is the single place that talks to the SDK, used by the RQ job (worker/jobs.py) and
+the STDIO wrapper (worker/wrapper.py) alike: it prepares the workspace (a directory, or a git
+worktree of a repository, see workspace.py), builds the options from a `RunSpec`, launches the
+CLI through the isolation shim (see sandbox.py), enforces the wall-clock and idle timeouts and the
+output cap, maps every stream-json message to a Taskdeck event (app/events.py; messages it does
+not know become raw events), captures the diff of a worktree, and reports the outcome. Whatever
+happens (failure, timeout, cancellation), claude's whole process group is killed before it
+returns.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import tempfile
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from app.events import (
     ApiRetryEvent,
+    DiffEvent,
     ErrorEvent,
     Event,
     InitEvent,
     ProgressEvent,
+    PromptEvent,
     RawEvent,
     ResultEvent,
     StderrEvent,
@@ -34,35 +44,106 @@ from app.events import (
     ToolUseEvent,
     truncate,
 )
-from worker import sandbox
+from app.settings import get_settings
+from worker import sandbox, workspace
 
 STDERR_LINE_LIMIT = 2_000
 MAX_STDERR_EVENTS = 200
+# stream-json frames the SDK consumes itself (control protocol): never shown as raw events.
+SDK_INTERNAL_TYPES = {
+    "control_request",
+    "control_response",
+    "control_cancel_request",
+    "transcript_mirror",
+    "keep_alive",
+}
 
 
 class RunSpec(BaseModel):
-    """Everything needed to run one prompt: the STDIO wrapper's input and the job's plan."""
+    """Everything needed to run one prompt: the STDIO wrapper's input and the job's plan.
+
+    The run happens in `cwd`, or in a git worktree of `repo` (branch `taskdeck/<workspace_id>`
+    made from `base_ref`). Limits left as None take the settings' values; 0 turns a limit off.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    prompt: str = Field(min_length=1)
-    cwd: str
+    prompt: str = Field(min_length=1, description="What Claude Code should do.")
+    cwd: str | None = Field(default=None, description="An existing directory to work in.")
+    repo: str | None = Field(default=None, description="A git repository to work in a worktree of.")
+    base_ref: str | None = Field(default=None, description="Where the worktree starts (HEAD).")
+    workspace_id: str | None = Field(
+        default=None, description="Names the worktree and its branch (the task id; random if None)."
+    )
     model: str | None = None
     max_turns: int = Field(default=20, ge=1, le=1000)
     allowed_tools: list[str] = []
     disallowed_tools: list[str] = []
-    permission_mode: str = "acceptEdits"
+    permission_mode: Literal["acceptEdits", "bypassPermissions", "default", "plan"] = "acceptEdits"
     system_prompt_append: str | None = None
-    resume: str | None = None
-    timeout_s: float = Field(default=3600, gt=0)
-    idle_timeout_s: float = Field(default=600, gt=0)
+    resume: str | None = Field(default=None, description="Claude session id to continue.")
+    timeout_s: float = Field(default=3600, gt=0, description="Wall-clock limit of the run.")
+    idle_timeout_s: float = Field(default=600, gt=0, description="Limit of silence from claude.")
     env: dict[str, str] = {}
-    env_allowlist: list[str] | None = None
-    config_dir: str | None = None
+    env_allowlist: list[str] | None = Field(
+        default=None, description="Variables passed to claude besides its own (settings if None)."
+    )
+    config_dir: str | None = Field(default=None, description="CLAUDE_CONFIG_DIR of the run.")
     pid_file: str | None = None
     include_partial: bool = True
-    rlimit_cpu_s: int | None = None
-    rlimit_as_bytes: int | None = None
+    rlimit_cpu_s: int | None = Field(default=None, ge=0)
+    rlimit_as_bytes: int | None = Field(default=None, ge=0)
+    max_output_bytes: int | None = Field(default=None, ge=1)
+
+    @field_validator("cwd")
+    @classmethod
+    def _cwd_is_a_directory(cls, value: str | None) -> str | None:
+        if value is not None:
+            path = Path(value).expanduser()
+            if not path.is_absolute():
+                raise ValueError("the working directory must be an absolute path")
+            if not path.is_dir():
+                raise ValueError(f"the working directory {value} does not exist")
+            return str(path)
+        return value
+
+    @field_validator("repo")
+    @classmethod
+    def _repo_is_git(cls, value: str | None) -> str | None:
+        if value is not None:
+            path = Path(value).expanduser()
+            if not path.is_absolute() or not (path / ".git").exists():
+                raise ValueError(f"{value} is not a git repository (an absolute path)")
+            return str(path)
+        return value
+
+    @field_validator("workspace_id")
+    @classmethod
+    def _workspace_id_is_a_name(cls, value: str | None) -> str | None:
+        if value is not None and not value.replace("-", "").replace("_", "").isalnum():
+            raise ValueError("the workspace id may only have letters, digits, - and _")
+        return value
+
+    @model_validator(mode="after")
+    def _one_place(self) -> RunSpec:
+        problem = None
+        if self.cwd and self.repo:
+            problem = ("cwd", "give a working directory (cwd) or a repository (repo), not both")
+        elif not self.cwd and not self.repo:
+            problem = ("cwd", "give a working directory (cwd) or a repository (repo)")
+        elif self.base_ref and not self.repo:
+            problem = ("base_ref", "a base ref needs a repository (repo)")
+        if problem:
+            field_name, message = problem
+            error = PydanticCustomError("workspace", message)
+            value = getattr(self, field_name)
+            details = InitErrorDetails(type=error, loc=(field_name,), input=value)
+            raise ValidationError.from_exception_data("RunSpec", [details])
+        return self
+
+
+class OutputLimitExceeded(Exception):
+    """claude wrote more stream output than the run may produce."""
 
 
 @dataclass
@@ -74,10 +155,24 @@ class RunOutcome:
     session_id: str | None = None
     pgid: int | None = None
     stderr_tail: list[str] = field(default_factory=list)
+    cwd: str | None = None
+    diff: workspace.Diff | None = None
+    output_bytes: int = 0
 
     @property
     def ok(self) -> bool:
         return self.result is not None and not self.result.is_error and self.error is None
+
+    @property
+    def status(self) -> str:
+        """succeeded, failed, timed_out or cancelled."""
+        if self.ok:
+            return "succeeded"
+        if self.error is not None and self.error.kind in ("timeout", "idle_timeout"):
+            return "timed_out"
+        if self.error is not None and self.error.kind == "cancelled":
+            return "cancelled"
+        return "failed"
 
 
 class EventMapper:
@@ -127,7 +222,8 @@ class EventMapper:
                         error=str(data.get("error"))[:500] if data.get("error") else None,
                     )
                 ]
-            return [RawEvent(attempt=a, data={"kind": "system", "subtype": message.subtype, **data})]
+            raw = {"kind": "system", "subtype": message.subtype, **data}
+            return [RawEvent(attempt=a, data=_plain(raw))]
         if isinstance(message, AssistantMessage):
             if message.parent_tool_use_id is None:
                 key = message.message_id or f"anon-{len(self._seen_message_ids)}"
@@ -232,15 +328,15 @@ def _tool_output(content: Any) -> str:
     return "\n".join(parts)
 
 
-def build_options(spec: RunSpec, pid_file: Path, stderr: Callable[[str], None]):
+def build_options(spec: RunSpec, cwd: str, stderr: Callable[[str], None]):
     """The claude-agent-sdk options of a spec (the CLI is launched through the shim)."""
     from claude_agent_sdk import ClaudeAgentOptions
 
     return ClaudeAgentOptions(
-        cwd=spec.cwd,
+        cwd=cwd,
         model=spec.model,
         max_turns=spec.max_turns,
-        permission_mode=spec.permission_mode,  # type: ignore[arg-type]
+        permission_mode=spec.permission_mode,
         allowed_tools=spec.allowed_tools,
         disallowed_tools=spec.disallowed_tools,
         system_prompt={
@@ -257,26 +353,67 @@ def build_options(spec: RunSpec, pid_file: Path, stderr: Callable[[str], None]):
 
 
 def launch_env(spec: RunSpec, pid_file: Path) -> dict[str, str]:
-    """The claude process's environment for a spec."""
+    """The claude process's environment for a spec: the allow-list, the spec's own variables,
+    the pid file and the rlimits for the shim (the settings' when the spec leaves them None)."""
+    settings = get_settings()
     extra = dict(spec.env)
     extra["TASKDECK_PID_FILE"] = str(pid_file)
     if spec.config_dir:
         extra["CLAUDE_CONFIG_DIR"] = spec.config_dir
         extra.setdefault("HOME", spec.config_dir)
-    if spec.rlimit_cpu_s:
-        extra["TASKDECK_RLIMIT_CPU"] = str(spec.rlimit_cpu_s)
-    if spec.rlimit_as_bytes:
-        extra["TASKDECK_RLIMIT_AS"] = str(spec.rlimit_as_bytes)
+    cpu = settings.rlimit_cpu_s if spec.rlimit_cpu_s is None else spec.rlimit_cpu_s
+    memory = settings.rlimit_as_mb * 2**20 if spec.rlimit_as_bytes is None else spec.rlimit_as_bytes
+    if cpu:
+        extra["TASKDECK_RLIMIT_CPU"] = str(cpu)
+    if memory:
+        extra["TASKDECK_RLIMIT_AS"] = str(memory)
     return sandbox.child_env(extra, spec.env_allowlist)
 
 
+def _tee_transport(prompt: str, options: Any, on_frame: Callable[[dict[str, Any]], bool]):
+    """The SDK's subprocess transport, with every stream-json frame shown to `on_frame` first;
+    a frame for which `on_frame` returns False is not passed on to the SDK."""
+    from claude_agent_sdk._internal.transport.subprocess_cli import SubprocessCLITransport
+
+    class TeeTransport(SubprocessCLITransport):
+        async def _frames(self) -> AsyncIterator[dict[str, Any]]:
+            async for data in super().read_messages():
+                if on_frame(data):
+                    yield data
+
+        def read_messages(self) -> AsyncIterator[dict[str, Any]]:
+            return self._frames()
+
+    return TeeTransport(prompt=prompt, options=options)
+
+
+def _sdk_would_drop(data: dict[str, Any]) -> tuple[bool, bool]:
+    """(unknown, breaks): whether the SDK skips this frame as an unknown type, and whether its
+    parser would raise on it (a known type with a shape it does not expect)."""
+    from claude_agent_sdk import ClaudeSDKError
+    from claude_agent_sdk._internal.message_parser import parse_message
+
+    if data.get("type") in SDK_INTERNAL_TYPES:
+        return False, False
+    try:
+        return parse_message(data) is None, False
+    except ClaudeSDKError:
+        return True, True
+
+
 async def run_claude(spec: RunSpec, emit: Callable[[Event], None], attempt: int = 1) -> RunOutcome:
-    """Run `spec` to the end, calling `emit` for every event; never raises for a failed run."""
+    """Run `spec` to the end, calling `emit` for every event; never raises for a failed run.
+
+    A cancelled run (the asyncio task cancelled, e.g. by the wrapper on SIGTERM) still kills
+    claude's process group and returns, with an error of kind "cancelled".
+    """
     from claude_agent_sdk import ClaudeSDKError, CLINotFoundError, ProcessError, query
 
+    settings = get_settings()
     outcome = RunOutcome()
     mapper = EventMapper(attempt, spec.max_turns)
     stderr_events = 0
+    max_output = spec.max_output_bytes or settings.max_output_mb * 2**20
 
     def on_stderr(line: str) -> None:
         nonlocal stderr_events
@@ -288,20 +425,45 @@ async def run_claude(spec: RunSpec, emit: Callable[[Event], None], attempt: int 
             stderr_events += 1
             emit(StderrEvent(attempt=attempt, line=line))
 
+    def on_frame(data: dict[str, Any]) -> bool:
+        outcome.output_bytes += len(json.dumps(data, ensure_ascii=False)) + 1
+        if outcome.output_bytes > max_output:
+            raise OutputLimitExceeded(
+                f"claude wrote more than {max_output} bytes of output: the run was stopped"
+            )
+        unknown, breaks = _sdk_would_drop(data)
+        if unknown:
+            emit(RawEvent(attempt=attempt, data=_plain(data)))
+        return not breaks
+
+    emit(PromptEvent(attempt=attempt, text=spec.prompt, resume=spec.resume))
+    try:
+        cwd = prepare_cwd(spec)
+    except workspace.WorkspaceError as exc:
+        outcome.error = ErrorEvent(attempt=attempt, kind="workspace", message=str(exc))
+        emit(outcome.error)
+        return outcome
+    outcome.cwd = cwd
+
     with tempfile.TemporaryDirectory(prefix="taskdeck-run-") as tmp:
         pid_file = Path(spec.pid_file) if spec.pid_file else Path(tmp) / "claude.pid"
         pid_file.unlink(missing_ok=True)
-        options = build_options(spec, pid_file, on_stderr)
+        options = build_options(spec, cwd, on_stderr)
         env = launch_env(spec, pid_file)
         started = time.monotonic()
         stream = None
         try:
             with sandbox.scrubbed_environ(env):
-                stream = query(prompt=spec.prompt, options=options)
+                transport = _tee_transport(spec.prompt, options, on_frame)
+                stream = query(prompt=spec.prompt, options=options, transport=transport)
                 await _consume(stream, spec, mapper, emit, outcome, started)
+        except asyncio.CancelledError:
+            outcome.error = ErrorEvent(attempt=attempt, kind="cancelled", message="run cancelled")
         except TimeoutError as exc:
             kind = "idle_timeout" if "idle" in str(exc) else "timeout"
             outcome.error = ErrorEvent(attempt=attempt, kind=kind, message=str(exc))
+        except OutputLimitExceeded as exc:
+            outcome.error = ErrorEvent(attempt=attempt, kind="output_limit", message=str(exc))
         except CLINotFoundError as exc:
             outcome.error = ErrorEvent(
                 attempt=attempt, kind="cli_not_found", message=f"claude CLI not found: {exc}"
@@ -317,15 +479,53 @@ async def run_claude(spec: RunSpec, emit: Callable[[Event], None], attempt: int 
                     attempt=attempt, kind="cli_failed", message=f"{type(exc).__name__}: {exc}"
                 )
         finally:
-            if stream is not None:
-                with contextlib.suppress(Exception):
-                    await stream.aclose()
-            outcome.pgid = sandbox.read_pid(pid_file)
-            if outcome.pgid:
-                await asyncio.to_thread(sandbox.kill_group, outcome.pgid, 1.0)
+            # Shielded: a second cancel must not stop the cleanup half-way.
+            await asyncio.shield(_close(stream, pid_file, outcome))
         if outcome.error is not None:
             emit(outcome.error)
+    if spec.repo:
+        _emit_diff(cwd, attempt, emit, outcome)
     return outcome
+
+
+async def _close(stream: Any, pid_file: Path, outcome: RunOutcome) -> None:
+    """Close the SDK stream, then kill what is left of claude's process group."""
+    if stream is not None:
+        with contextlib.suppress(Exception, asyncio.CancelledError):
+            await asyncio.wait_for(stream.aclose(), timeout=10)
+    outcome.pgid = sandbox.read_pid(pid_file)
+    await asyncio.to_thread(sandbox.kill_recorded_group, pid_file, 1.0)
+
+
+def prepare_cwd(spec: RunSpec) -> str:
+    """The directory the run happens in: the spec's cwd, or its worktree of the repository."""
+    if spec.cwd:
+        return spec.cwd
+    workspace_id = spec.workspace_id or uuid.uuid4().hex[:12]
+    return str(workspace.prepare_worktree(spec.repo, spec.base_ref, workspace_id))
+
+
+def _emit_diff(cwd: str, attempt: int, emit: Callable[[Event], None], outcome: RunOutcome) -> None:
+    """Capture and announce what the run changed in its worktree (never fails the run)."""
+    try:
+        diff = workspace.capture_diff(cwd)
+    except workspace.WorkspaceError as exc:
+        emit(ErrorEvent(attempt=attempt, kind="diff", message=str(exc)))
+        return
+    outcome.diff = diff
+    branch = workspace.git(cwd, "rev-parse", "--abbrev-ref", "HEAD", check=False).strip()
+    emit(
+        DiffEvent(
+            attempt=attempt,
+            files_changed=diff.files_changed,
+            lines_added=diff.lines_added,
+            lines_removed=diff.lines_removed,
+            files=diff.files[:500],
+            branch=branch or None,
+            base=diff.base,
+            truncated=diff.truncated,
+        )
+    )
 
 
 async def _consume(stream, spec, mapper, emit, outcome, started) -> None:  # noqa: ANN001

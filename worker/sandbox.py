@@ -42,7 +42,14 @@ CLAUDE_PASSTHROUGH = (
 
 SHIM_TEMPLATE = """#!/bin/sh
 # Taskdeck launch shim for {binary}
-[ -n "$TASKDECK_PID_FILE" ] && echo $$ > "$TASKDECK_PID_FILE"
+# Records "<pid> <start time>" (the start time tells a reused pid apart, see read_pid), then
+# becomes claude: setsid (own session + process group), pdeathsig (dies with its parent), rlimits.
+if [ -n "$TASKDECK_PID_FILE" ]; then
+  _start() {{ _started=${{20}}; }}
+  read -r _stat < /proc/$$/stat
+  _start ${{_stat##*) }}
+  echo "$$ $_started" > "$TASKDECK_PID_FILE"
+fi
 set -- "{binary}" "$@"
 [ -n "$TASKDECK_RLIMIT_AS" ] && set -- prlimit --as="$TASKDECK_RLIMIT_AS" -- "$@"
 [ -n "$TASKDECK_RLIMIT_CPU" ] && set -- prlimit --cpu="$TASKDECK_RLIMIT_CPU" -- "$@"
@@ -75,7 +82,9 @@ def launch_shim(binary: str, directory: Path | None = None) -> Path:
     return path
 
 
-def child_env(extra: dict[str, str] | None = None, allow: list[str] | None = None) -> dict[str, str]:
+def child_env(
+    extra: dict[str, str] | None = None, allow: list[str] | None = None
+) -> dict[str, str]:
     """The claude process's whole environment: an allow-list, never the server's secrets."""
     settings = get_settings()
     names = list(allow if allow is not None else settings.env_allowlist) + list(CLAUDE_PASSTHROUGH)
@@ -119,12 +128,54 @@ def config_dir_for(task_id: int) -> Path:
     return path
 
 
-def read_pid(pid_file: Path) -> int | None:
-    """The claude pid (= its process group id) the shim recorded, if any."""
+def process_start_time(pid: int) -> int | None:
+    """The start time of a live process (clock ticks since boot, /proc/<pid>/stat field 22)."""
     try:
-        return int(pid_file.read_text().strip())
-    except (OSError, ValueError):
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
         return None
+    fields = stat.rsplit(")", 1)[-1].split()
+    try:
+        return int(fields[19])
+    except (IndexError, ValueError):
+        return None
+
+
+def read_pid(pid_file: Path) -> int | None:
+    """The claude pid (= its process group id) the shim recorded, if killing its group is safe.
+
+    Returns None when the file is missing or malformed, or when the pid now belongs to another
+    process (the recorded start time differs): a stale pid file must never kill a stranger. When
+    the leader is gone its pid cannot have been reused while members of its group live on (the
+    kernel keeps a process group's id reserved), so the group id is still returned.
+    """
+    try:
+        parts = pid_file.read_text().split()
+        pid = int(parts[0])
+        recorded = int(parts[1]) if len(parts) > 1 else None
+    except (OSError, ValueError, IndexError):
+        return None
+    if pid <= 1:
+        return None
+    current = process_start_time(pid)
+    if current is not None and current != recorded:
+        return None  # the pid was reused by someone else
+    return pid
+
+
+def group_members(pgid: int) -> list[int]:
+    """Pids of the live processes in process group `pgid` (zombies excluded)."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[-1].split()
+        except OSError:
+            continue
+        if len(fields) > 2 and fields[0] != "Z" and fields[2] == str(pgid):
+            members.append(int(entry.name))
+    return members
 
 
 def kill_group(pgid: int, grace_s: float = 2.0) -> None:
@@ -135,10 +186,39 @@ def kill_group(pgid: int, grace_s: float = 2.0) -> None:
         return
     deadline = time.monotonic() + grace_s
     while time.monotonic() < deadline:
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
+        if not group_members(pgid):
             return
         time.sleep(0.05)
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)
+
+
+def kill_recorded_group(pid_file: Path, grace_s: float = 2.0) -> int | None:
+    """Kill the group recorded in `pid_file` if that is safe (see read_pid), then remove the
+    file; returns the group id that was signalled, if any."""
+    pgid = read_pid(pid_file)
+    if pgid:
+        kill_group(pgid, grace_s)
+    pid_file.unlink(missing_ok=True)
+    return pgid
+
+
+def processes_using(path: Path | str) -> list[int]:
+    """Pids of live processes working inside `path` (their cwd) or carrying it in their
+    environment (e.g. the pid file of a run): how to find a task's leftovers, tools included."""
+    marker = str(Path(path).resolve())
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            state = (entry / "stat").read_text().rsplit(")", 1)[-1].split()[0]
+            if state == "Z":
+                continue
+            cwd = os.readlink(entry / "cwd")
+            environ = (entry / "environ").read_bytes()
+        except (OSError, IndexError):
+            continue
+        if cwd == marker or cwd.startswith(marker + "/") or marker.encode() in environ:
+            found.append(int(entry.name))
+    return found
