@@ -8,8 +8,9 @@ import pytest
 
 from app import service
 from app.queue import all_queues, get_redis
-from tests.api_support import accounts, api  # noqa: F401
 from tests.conftest import wait_for_status
+
+pytest_plugins = ["tests.api_support"]
 
 
 def _queued_jobs() -> int:
@@ -160,7 +161,9 @@ def test_live_event_stream_follows_a_real_task_to_its_end(api, accounts, worker_
         assert response.headers["content-type"].startswith("text/event-stream")
         body = "".join(response.iter_text())
     frames = [f for f in body.split("\n\n") if f.startswith("id:") or "\nid:" in f]
-    kinds = [line[6:].strip() for f in frames for line in f.splitlines() if line.startswith("event:")]
+    kinds = [
+        line[6:].strip() for f in frames for line in f.splitlines() if line.startswith("event:")
+    ]
     for kind in ("status", "init", "tool_use", "tool_result", "result"):
         assert kind in kinds, kinds
     statuses = [
