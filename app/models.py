@@ -30,7 +30,15 @@ class TaskStatus:
 class Task(SQLModel, table=True):
     """One coding task submitted to Claude Code, with its latest outcome."""
 
-    __table_args__ = (Index("ix_task_status_id", "status", "id"),)
+    __table_args__ = (
+        Index("ix_task_status_id", "status", "id"),
+        # keyset pagination of the task list (migration 0003)
+        Index("ix_task_priority_id", "priority", "id"),
+        Index("ix_task_repo_id", "repo", "id"),
+        Index("ix_task_cost_id", "cost_usd", "id"),
+        Index("ix_task_duration_id", "duration_ms", "id"),
+        Index("ix_task_finished_at", "finished_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     title: str = Field(max_length=200)
@@ -108,6 +116,18 @@ class TaskEvent(SQLModel, table=True):
     data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
 
 
+class MetricSample(SQLModel, table=True):
+    """Queue depth, running tasks and workers at one moment (app/metrics.py samples them)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    ts: datetime = Field(default_factory=utcnow, index=True)
+    queued: int = 0
+    running: int = 0
+    scheduled: int = 0
+    workers: int = 0
+    busy_workers: int = 0
+
+
 class Role:
     """What an account may do: admins everything, members submit and cancel, viewers only look."""
 
@@ -153,3 +173,38 @@ class WebSession(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     expires_at: datetime
     revoked_at: datetime | None = None
+
+
+class TaskDependency(SQLModel, table=True):
+    """Task `task_id` starts only after task `depends_on_id` has succeeded (issue 5)."""
+
+    task_id: int = Field(foreign_key="task.id", primary_key=True)
+    depends_on_id: int = Field(foreign_key="task.id", primary_key=True, index=True)
+
+
+class Schedule(SQLModel, table=True):
+    """A task to submit at a time (`run_at`) or on a cron expression (`cron`, UTC).
+
+    `template` is a TaskCreate as JSON. The worker pool fires a due schedule by moving
+    `next_run_at` forward with a conditional update in the same transaction that inserts the task,
+    so exactly one host fires each run.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200)
+    template: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    run_at: datetime | None = None
+    cron: str | None = Field(default=None, max_length=100)
+    enabled: bool = True
+    next_run_at: datetime | None = Field(default=None, index=True)
+    last_run_at: datetime | None = None
+    last_task_id: int | None = None
+    runs_count: int = 0
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class QueuePause(SQLModel, table=True):
+    """A paused priority queue (a row per paused queue; workers skip its jobs)."""
+
+    name: str = Field(primary_key=True, max_length=50)
+    paused_at: datetime = Field(default_factory=utcnow)

@@ -38,6 +38,10 @@ class TaskCreate(BaseModel):
     allowed_tools: list[str] = Field(default_factory=lambda: list(DEFAULT_TOOLS))
     timeout_s: int | None = Field(default=None, ge=5, le=24 * 3600)
     max_attempts: int | None = Field(default=None, ge=1, le=10)
+    depends_on: list[int] = Field(
+        default_factory=list, max_length=50,
+        description="Ids of tasks that must succeed before this one starts.",
+    )
 
     @field_validator("prompt")
     @classmethod
@@ -337,3 +341,103 @@ class WorkerOut(BaseModel):
     queues: list[str]
     successful: int
     failed: int
+
+
+# ----- task engine: schedules, queues, dependencies (issue 5) ----------------------------------
+
+
+class ScheduleCreate(BaseModel):
+    """A task to submit at a time (`run_at`) or on a cron expression (`cron`, 5 fields, UTC)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: str = Field(min_length=1, max_length=200)
+    task: TaskCreate
+    run_at: datetime | None = None
+    cron: str | None = Field(default=None, max_length=100)
+    enabled: bool = True
+
+    @field_validator("cron")
+    @classmethod
+    def _cron_valid(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        from croniter import croniter
+
+        if len(value.split()) != 5 or not croniter.is_valid(value):
+            raise ValueError(f"{value!r} is not a cron expression (5 fields: m h dom mon dow)")
+        return value
+
+    @field_validator("run_at")
+    @classmethod
+    def _run_at_aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            from datetime import UTC
+
+            value = value.replace(tzinfo=UTC)
+        return value
+
+    @model_validator(mode="after")
+    def _one_trigger(self) -> ScheduleCreate:
+        if bool(self.run_at) == bool(self.cron):
+            raise ValueError("give either run_at (a time) or cron (an expression), not both")
+        return self
+
+
+class ScheduleUpdate(BaseModel):
+    """Changes to a schedule; absent fields stay as they are."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    task: TaskCreate | None = None
+    run_at: datetime | None = None
+    cron: str | None = Field(default=None, max_length=100)
+    enabled: bool | None = None
+
+    _cron_valid = field_validator("cron")(ScheduleCreate._cron_valid.__func__)
+    _run_at_aware = field_validator("run_at")(ScheduleCreate._run_at_aware.__func__)
+
+    @model_validator(mode="after")
+    def _one_trigger(self) -> ScheduleUpdate:
+        if self.run_at and self.cron:
+            raise ValueError("give either run_at (a time) or cron (an expression), not both")
+        return self
+
+
+class ScheduleOut(BaseModel):
+    """A schedule with its next and last run."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    template: dict[str, Any]
+    run_at: datetime | None
+    cron: str | None
+    enabled: bool
+    next_run_at: datetime | None
+    last_run_at: datetime | None
+    last_task_id: int | None
+    runs_count: int
+    created_at: datetime
+
+
+class QueueControlOut(BaseModel):
+    """A priority queue as the queues page shows it: jobs waiting, running, failed, paused."""
+
+    name: str
+    priority: str
+    paused: bool
+    queued: int
+    running: int
+    scheduled: int
+    rate_limited: int
+    failed_tasks: int
+
+
+class BulkResult(BaseModel):
+    """Outcome of a bulk action: the tasks it changed and why the others were left alone."""
+
+    done: list[int] = Field(default_factory=list)
+    skipped: dict[int, str] = Field(default_factory=dict)

@@ -9,22 +9,38 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, or_, update
+from pydantic import ValidationError
+from pydantic_core import InitErrorDetails, PydanticCustomError
+from sqlalchemy import delete, func, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from app import live
-from app.db import session_scope
+from app.db import aware, session_scope
 from app.events import Event, StatusEvent
-from app.models import Attempt, Task, TaskEvent, TaskStatus, utcnow
+from app.models import (
+    Attempt,
+    QueuePause,
+    Schedule,
+    Task,
+    TaskDependency,
+    TaskEvent,
+    TaskStatus,
+    utcnow,
+)
 from app.queue import enqueue_task, get_redis
 from app.schemas import (
     AttemptOut,
+    BulkResult,
     FollowUpCreate,
     Page,
+    QueueControlOut,
+    ScheduleCreate,
+    ScheduleOut,
+    ScheduleUpdate,
     TaskCreate,
     TaskEventOut,
     TaskOut,
@@ -56,10 +72,32 @@ def title_of(prompt: str) -> str:
 def create_task(data: TaskCreate) -> TaskOut:
     """Store a validated task as `queued` and put it on its priority queue.
 
-    If Redis refuses the job, the row is removed again and QueueUnavailable is raised.
+    A task with dependencies (`depends_on`) waits, queued, until they all succeeded (see
+    `dispatch`). If Redis refuses the job, the rows are removed again and QueueUnavailable is
+    raised.
     """
+    task = new_task_row(data)
+    with session_scope() as session:
+        check_dependencies(session, data.depends_on)
+        session.add(task)
+        session.flush()
+        add_dependencies(session, task.id, data.depends_on)
+    try:
+        state = dispatch(task.id)
+    except Exception as exc:
+        with session_scope() as session:
+            session.exec(delete(TaskDependency).where(col(TaskDependency.task_id) == task.id))
+            session.delete(session.get(Task, task.id))
+        raise QueueUnavailable(f"the queue is unavailable: {type(exc).__name__}") from exc
+    if state != TaskStatus.FAILED:
+        publish_status(task.id, TaskStatus.QUEUED, get_task(task.id).status_reason)
+    return get_task(task.id)
+
+
+def new_task_row(data: TaskCreate) -> Task:
+    """The Task row of a validated TaskCreate, with the settings' defaults filled in."""
     settings = get_settings()
-    task = Task(
+    return Task(
         title=title_of(data.prompt),
         prompt=data.prompt,
         cwd=data.cwd,
@@ -74,16 +112,6 @@ def create_task(data: TaskCreate) -> TaskOut:
         max_attempts=data.max_attempts or settings.max_attempts,
         demo=settings.demo_mode,
     )
-    with session_scope() as session:
-        session.add(task)
-    try:
-        enqueue_task(task.id, task.priority, 1, task.max_attempts)
-    except Exception as exc:
-        with session_scope() as session:
-            session.delete(session.get(Task, task.id))
-        raise QueueUnavailable(f"the queue is unavailable: {type(exc).__name__}") from exc
-    publish_status(task.id, TaskStatus.QUEUED, None)
-    return TaskOut.model_validate(task)
 
 
 def get_task(task_id: int) -> TaskOut:
@@ -164,8 +192,10 @@ def publish_status(task_id: int, status: str, reason: str | None, attempt: int =
         stream_id = live.publish(task_id, event)
     except Exception:  # Redis down: the database still has the status; the page polls it
         log.warning("could not publish status of task %s", task_id, exc_info=True)
-        return
-    record_events(task_id, [(stream_id, event)])
+    else:
+        record_events(task_id, [(stream_id, event)])
+    if status in TaskStatus.TERMINAL:
+        settle_dependents(task_id)
 
 
 def record_events(task_id: int, events: Iterable[tuple[str, Event]]) -> None:
@@ -275,9 +305,8 @@ def _requeue(task_id: int, reason: str, kind: str, prompt: str | None = None) ->
         task.pending_prompt = prompt
         task.pending_kind = kind
         session.add(task)
-        run, priority, attempts = task.runs, task.priority, task.max_attempts
-    enqueue_task(task_id, priority, run, attempts)
     publish_status(task_id, TaskStatus.QUEUED, reason)
+    dispatch(task_id)
     return get_task(task_id)
 
 
@@ -294,6 +323,206 @@ def follow_up(task_id: int, data: FollowUpCreate) -> TaskOut:
 def stamp(value: datetime | None) -> str:
     """A datetime for display, or an empty string."""
     return value.strftime("%Y-%m-%d %H:%M:%S") if value else ""
+
+
+# --- Reads for the dashboard (issue 6): task list pages, queue and worker figures, bulk actions.
+
+TASK_SORTS = ("newest", "oldest", "cost", "duration")
+
+
+def browse_tasks(
+    status: str | None = None,
+    priority: str | None = None,
+    repo: str | None = None,
+    text: str | None = None,
+    sort: str = "newest",
+    limit: int = 25,
+    cursor: str | None = None,
+) -> Page[TaskOut]:
+    """One page of the task list, filtered and sorted, with keyset pagination.
+
+    `cursor` is the `next_cursor` of the previous page ("id" or "value:id"): each page is an index
+    range scan (see migration 0003), so page 4,000 costs what page 1 costs. `total` counts every
+    task that matches the filters.
+    """
+    from sqlalchemy import tuple_
+
+    if sort not in TASK_SORTS:
+        raise ValueError(f"sort must be one of {', '.join(TASK_SORTS)}")
+    limit = max(1, min(limit, 200))
+    filters = []
+    if status:
+        filters.append(col(Task.status) == status)
+    if priority:
+        filters.append(col(Task.priority) == priority)
+    if repo:
+        filters.append(col(Task.repo) == repo)
+    if text:
+        like = f"%{text}%"
+        filters.append(or_(col(Task.title).ilike(like), col(Task.prompt).ilike(like)))
+    key = {"cost": Task.cost_usd, "duration": Task.duration_ms}.get(sort)
+    query = select(Task).where(*filters)
+    if sort == "oldest":
+        query = query.order_by(col(Task.id).asc())
+        if cursor:
+            query = query.where(col(Task.id) > int(cursor))
+    elif key is None:
+        query = query.order_by(col(Task.id).desc())
+        if cursor:
+            query = query.where(col(Task.id) < int(cursor))
+    else:
+        query = query.order_by(col(key).desc(), col(Task.id).desc())
+        if cursor:
+            value, _, last_id = cursor.rpartition(":")
+            query = query.where(tuple_(key, Task.id) < (type_of(key)(value), int(last_id)))
+    with session_scope() as session:
+        rows = list(session.exec(query.limit(limit + 1)))
+        total = session.exec(select(func.count()).select_from(Task).where(*filters)).one()
+    items = [TaskOut.model_validate(row) for row in rows[:limit]]
+    next_cursor = None
+    if len(rows) > limit:
+        last = items[-1]
+        next_cursor = (
+            str(last.id) if key is None else f"{getattr(last, key.key)}:{last.id}"
+        )
+    return Page[TaskOut](items=items, total=total, next_cursor=next_cursor)
+
+
+def type_of(column: Any) -> type:
+    """The Python type of a numeric sort column (float for cost, int for duration)."""
+    return float if column.key == "cost_usd" else int
+
+
+def task_repos(limit: int = 50) -> list[str]:
+    """Repositories tasks ran in (for the list's filter and the form's recent choices)."""
+    with session_scope() as session:
+        rows = session.exec(
+            select(Task.repo).where(col(Task.repo).is_not(None)).distinct().limit(limit)
+        ).all()
+    return sorted(r for r in rows if r)
+
+
+def recent_places(limit: int = 8) -> list[str]:
+    """The most recently used repositories and directories, newest first, without repeats."""
+    with session_scope() as session:
+        rows = session.exec(
+            select(Task.repo, Task.cwd)
+            .where(or_(col(Task.repo).is_not(None), col(Task.cwd).is_not(None)))
+            .order_by(col(Task.id).desc())
+            .limit(200)
+        ).all()
+    places: list[str] = []
+    for repo, cwd in rows:
+        place = repo or cwd
+        if place and place not in places:
+            places.append(place)
+    return places[:limit]
+
+
+def queue_stats() -> list[dict[str, Any]]:
+    """Per priority queue: queued, running, failed, scheduled jobs and the oldest job's wait (s)."""
+    from rq.job import Job
+
+    from app.queue import PRIORITIES, get_queue
+
+    redis = get_redis()
+    out = []
+    now = utcnow()
+    for priority in PRIORITIES:
+        queue = get_queue(priority, redis)
+        wait = 0.0
+        first = queue.get_job_ids(0, 1)
+        if first and redis.exists(Job.key_for(first[0])):
+            job = Job.fetch(first[0], connection=redis)
+            if job is not None and job.enqueued_at:
+                enqueued = job.enqueued_at.replace(tzinfo=now.tzinfo)
+                wait = max(0.0, (now - enqueued).total_seconds())
+        out.append(
+            {
+                "name": queue.name,
+                "priority": priority,
+                "queued": queue.count,
+                "running": queue.started_job_registry.count,
+                "failed": queue.failed_job_registry.count,
+                "scheduled": queue.scheduled_job_registry.count
+                + queue.deferred_job_registry.count,
+                "oldest_wait_s": wait,
+            }
+        )
+    return out
+
+
+def worker_stats() -> list[dict[str, Any]]:
+    """The live RQ workers: name, state, the task it runs, heartbeat age (s), memory (MB)."""
+    import socket
+
+    from rq import Worker
+
+    now = utcnow()
+    out = []
+    for worker in Worker.all(connection=get_redis()):
+        job_id = worker.get_current_job_id() or ""
+        task_id = int(job_id.split("-")[1]) if job_id.startswith("task-") else None
+        beat = worker.last_heartbeat
+        age = (now - beat.replace(tzinfo=now.tzinfo)).total_seconds() if beat else None
+        memory = None
+        if worker.hostname == socket.gethostname() and worker.pid:
+            memory = _rss_mb(worker.pid)
+        out.append(
+            {
+                "name": worker.name,
+                "state": str(worker.get_state()),
+                "task_id": task_id,
+                "job_id": job_id,
+                "heartbeat_age_s": age,
+                "memory_mb": memory,
+                "pid": worker.pid,
+                "queues": worker.queue_names(),
+                "successful": worker.successful_job_count,
+                "failed": worker.failed_job_count,
+            }
+        )
+    return sorted(out, key=lambda w: w["name"])
+
+
+def _rss_mb(pid: int) -> float | None:
+    """Resident memory of a local process and its children (the work horse), in MB."""
+    try:
+        total = 0
+        pids = [pid]
+        children = f"/proc/{pid}/task/{pid}/children"
+        with open(children) as handle:
+            pids += [int(p) for p in handle.read().split()]
+        for one in pids:
+            with open(f"/proc/{one}/status") as handle:
+                for line in handle:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+        return round(total / 1024, 1)
+    except (OSError, ValueError):
+        return None
+
+
+def bulk_cancel(task_ids: Iterable[int]) -> dict[int, str]:
+    """Cancel several tasks; {task id: "cancelled" or the reason it was not}."""
+    out: dict[int, str] = {}
+    for task_id in task_ids:
+        try:
+            out[task_id] = cancel_task(task_id).status
+        except (TaskNotFound, InvalidTransition) as exc:
+            out[task_id] = str(exc) if not isinstance(exc, TaskNotFound) else "not found"
+    return out
+
+
+def bulk_retry(task_ids: Iterable[int]) -> dict[int, str]:
+    """Retry several failed or cancelled tasks; {task id: "queued" or the reason it was not}."""
+    out: dict[int, str] = {}
+    for task_id in task_ids:
+        try:
+            out[task_id] = retry_task(task_id).status
+        except (TaskNotFound, InvalidTransition) as exc:
+            out[task_id] = str(exc) if not isinstance(exc, TaskNotFound) else "not found"
+    return out
 
 
 # --- REST API reads and deletes (issue 7): a lean list for scripts, and removing old tasks.
@@ -352,3 +581,335 @@ def delete_task(task_id: int) -> None:
         get_redis().delete(live.task_stream(task_id))
     except Exception:
         log.warning("could not delete the stream of task %s", task_id, exc_info=True)
+
+
+def get_task_diff(task_id: int) -> str | None:
+    """The unified diff a task's git workspace ended with (None when it has none)."""
+    with session_scope() as session:
+        task = session.get(Task, task_id)
+        return task.diff if task else None
+
+
+# --- Task engine (issue 5): dependencies, queue controls, schedules ------------------------------
+
+
+class ScheduleNotFound(LookupError):
+    """No schedule has that id."""
+
+
+def _field_error(field: str, message: str, value: Any) -> ValidationError:
+    """A pydantic ValidationError naming one field (the API answers it with HTTP 422)."""
+    return ValidationError.from_exception_data(
+        "TaskCreate",
+        [InitErrorDetails(type=PydanticCustomError("value_error", message), loc=(field,),
+                          input=value)],
+    )
+
+
+def check_dependencies(session: Any, ids: Sequence[int]) -> None:
+    """Refuse dependencies on tasks that do not exist or already failed or were cancelled."""
+    if not ids:
+        return
+    rows = dict(session.exec(select(Task.id, Task.status).where(col(Task.id).in_(set(ids)))).all())
+    for task_id in ids:
+        if task_id not in rows:
+            raise _field_error("depends_on", f"task {task_id} does not exist", list(ids))
+        if rows[task_id] in (TaskStatus.FAILED, TaskStatus.CANCELLED):
+            raise _field_error(
+                "depends_on", f"task {task_id} is {rows[task_id]}: it will never succeed", list(ids)
+            )
+
+
+def add_dependencies(session: Any, task_id: int, ids: Sequence[int]) -> None:
+    """Record that `task_id` waits for each task of `ids`."""
+    session.add_all(TaskDependency(task_id=task_id, depends_on_id=d) for d in sorted(set(ids)))
+
+
+def dependencies_of(task_id: int) -> list[tuple[int, str]]:
+    """(id, status) of the tasks a task waits for."""
+    with session_scope() as session:
+        return list(
+            session.exec(
+                select(Task.id, Task.status)
+                .join(TaskDependency, col(TaskDependency.depends_on_id) == col(Task.id))
+                .where(col(TaskDependency.task_id) == task_id)
+                .order_by(col(Task.id))
+            ).all()
+        )
+
+
+def dependents_of(task_id: int) -> list[int]:
+    """Ids of the tasks that wait for this one."""
+    with session_scope() as session:
+        return list(
+            session.exec(
+                select(TaskDependency.task_id).where(col(TaskDependency.depends_on_id) == task_id)
+            ).all()
+        )
+
+
+def dispatch(task_id: int) -> str:
+    """Move a queued task on: enqueue it once all its dependencies succeeded, fail it if one of
+    them failed or was cancelled, else leave it waiting (queued, with the reason).
+
+    Returns "enqueued", "waiting", "failed" or "skipped" (not queued, or its job is already in
+    Redis). Safe to call again: the reconciler and every terminal status call it.
+    """
+    from app.queue import job_is_live
+
+    with session_scope() as session:
+        task = session.get(Task, task_id)
+        if task is None or task.status != TaskStatus.QUEUED:
+            return "skipped"
+        run, priority, repo = task.runs, task.priority, task.repo
+        attempts_left = max(1, task.max_attempts - _attempts_in_run(session, task))
+    deps = dependencies_of(task_id)
+    broken = [(d, st) for d, st in deps if st in (TaskStatus.FAILED, TaskStatus.CANCELLED)]
+    if broken:
+        dep, dep_status = broken[0]
+        reason = f"dependency #{dep} {dep_status}: not run"
+        if transition(task_id, [TaskStatus.QUEUED], TaskStatus.FAILED, status_reason=reason,
+                      finished_at=utcnow()):
+            publish_status(task_id, TaskStatus.FAILED, reason)
+            return "failed"
+        return "skipped"
+    waiting = [d for d, st in deps if st != TaskStatus.SUCCEEDED]
+    if waiting:
+        reason = "waiting for " + ", ".join(f"#{d}" for d in waiting)
+        transition(task_id, [TaskStatus.QUEUED], TaskStatus.QUEUED, status_reason=reason)
+        return "waiting"
+    from app.queue import job_id_for
+
+    if job_is_live(job_id_for(task_id, run)):
+        return "skipped"
+    if deps:
+        transition(task_id, [TaskStatus.QUEUED], TaskStatus.QUEUED, status_reason=None)
+    enqueue_task(task_id, priority, run, attempts_left, repo=repo)
+    return "enqueued"
+
+
+def _attempts_in_run(session: Any, task: Task) -> int:
+    """Attempts already made in the task's current run (a manual retry starts a fresh count)."""
+    if not task.attempts_count:
+        return 0
+    from app.queue import job_id_for
+
+    return session.exec(
+        select(func.count()).select_from(Attempt).where(
+            col(Attempt.task_id) == task.id,
+            col(Attempt.rq_job_id) == job_id_for(task.id, task.runs),
+        )
+    ).one()
+
+
+def settle_dependents(task_id: int) -> None:
+    """A task ended: start, or fail, the queued tasks that waited for it."""
+    for dependent in dependents_of(task_id):
+        try:
+            dispatch(dependent)
+        except Exception:  # Redis away: the reconciler dispatches it later
+            log.warning("could not dispatch task %s", dependent, exc_info=True)
+
+
+# Queues: pause, resume, requeue failed tasks, figures for the queues page.
+
+
+def _priority(priority: str) -> str:
+    from app.queue import PRIORITIES
+
+    if priority not in PRIORITIES:
+        raise _field_error("priority", f"unknown queue {priority!r}", priority)
+    return priority
+
+
+def pause_queue(priority: str) -> QueueControlOut:
+    """Stop starting jobs of a priority queue (running ones go on; jobs stay queued)."""
+    from app.queue import queue_name, set_queue_paused
+
+    name = queue_name(_priority(priority))
+    with session_scope() as session:
+        if session.get(QueuePause, name) is None:
+            session.add(QueuePause(name=name))
+    set_queue_paused(name, True)
+    return queue_overview(priority)
+
+
+def resume_queue(priority: str) -> QueueControlOut:
+    """Start jobs of a paused queue again."""
+    from app.queue import queue_name, set_queue_paused
+
+    name = queue_name(_priority(priority))
+    with session_scope() as session:
+        session.exec(delete(QueuePause).where(col(QueuePause.name) == name))
+    set_queue_paused(name, False)
+    return queue_overview(priority)
+
+
+def paused_queues() -> list[str]:
+    """Names of the paused queues (the database's view, which the workers follow)."""
+    with session_scope() as session:
+        return sorted(session.exec(select(QueuePause.name)).all())
+
+
+def queue_overview(priority: str | None = None) -> Any:
+    """Figures of one priority queue (QueueControlOut), or of all of them (a list)."""
+    from rq.rate_limit import RateLimitRegistry
+
+    from app.queue import PRIORITIES, get_queue
+
+    redis = get_redis()
+    paused = set(paused_queues())
+    limited: dict[str, int] = {}
+    for registry in RateLimitRegistry.all(redis):
+        for job_id in registry.get_rate_limited_job_ids():
+            origin = redis.hget(f"rq:job:{job_id}", "origin")
+            if origin:
+                name = origin.decode()
+                limited[name] = limited.get(name, 0) + 1
+    with session_scope() as session:
+        failed = dict(
+            session.exec(
+                select(Task.priority, func.count())
+                .where(Task.status == TaskStatus.FAILED)
+                .group_by(Task.priority)
+            ).all()
+        )
+    out = []
+    for one in [_priority(priority)] if priority else PRIORITIES:
+        queue = get_queue(one, redis)
+        out.append(
+            QueueControlOut(
+                name=queue.name,
+                priority=one,
+                paused=queue.name in paused,
+                queued=queue.count,
+                running=queue.started_job_registry.count,
+                scheduled=queue.scheduled_job_registry.count,
+                rate_limited=limited.get(queue.name, 0),
+                failed_tasks=failed.get(one, 0),
+            )
+        )
+    return out[0] if priority else out
+
+
+def requeue_failed(priority: str | None = None, limit: int = 500) -> BulkResult:
+    """Retry every failed task (of one priority queue, if given), oldest first."""
+    query = select(Task.id).where(Task.status == TaskStatus.FAILED).order_by(col(Task.id))
+    if priority:
+        query = query.where(Task.priority == _priority(priority))
+    with session_scope() as session:
+        ids = list(session.exec(query.limit(max(1, min(limit, 5000)))).all())
+    return _bulk(ids, retry_task)
+
+
+def cancel_many(task_ids: Iterable[int]) -> BulkResult:
+    """Cancel several queued or running tasks."""
+    return _bulk(task_ids, cancel_task)
+
+
+def retry_many(task_ids: Iterable[int]) -> BulkResult:
+    """Retry several failed or cancelled tasks."""
+    return _bulk(task_ids, retry_task)
+
+
+def _bulk(task_ids: Iterable[int], action: Any) -> BulkResult:
+    result = BulkResult()
+    for task_id in task_ids:
+        try:
+            action(task_id)
+            result.done.append(task_id)
+        except TaskNotFound:
+            result.skipped[task_id] = "not found"
+        except InvalidTransition as exc:
+            result.skipped[task_id] = str(exc)
+    return result
+
+
+# Schedules: rows fired by the worker pool (worker/scheduler.py).
+
+
+def next_run_after(cron: str | None, run_at: datetime | None, after: datetime,
+                   runs_count: int = 0) -> datetime | None:
+    """When a schedule fires next: its cron's next time after `after`, or its one `run_at`."""
+    if cron:
+        from croniter import croniter
+
+        return croniter(cron, after).get_next(datetime)
+    if run_at is not None and runs_count == 0:
+        return aware(run_at)
+    return None
+
+
+def create_schedule(data: ScheduleCreate) -> ScheduleOut:
+    """Store a schedule and compute its first run."""
+    now = utcnow()
+    row = Schedule(
+        name=data.name,
+        template=data.task.model_dump(mode="json", exclude_defaults=True),
+        run_at=data.run_at,
+        cron=data.cron,
+        enabled=data.enabled,
+        next_run_at=next_run_after(data.cron, data.run_at, now),
+    )
+    with session_scope() as session:
+        session.add(row)
+    return ScheduleOut.model_validate(row)
+
+
+def get_schedule(schedule_id: int) -> ScheduleOut:
+    """One schedule, or ScheduleNotFound."""
+    with session_scope() as session:
+        row = session.get(Schedule, schedule_id)
+        if row is None:
+            raise ScheduleNotFound(schedule_id)
+        return ScheduleOut.model_validate(row)
+
+
+def list_schedules() -> list[ScheduleOut]:
+    """Every schedule, soonest next run first (paused and finished ones last)."""
+    with session_scope() as session:
+        rows = session.exec(select(Schedule).order_by(col(Schedule.id))).all()
+        out = [ScheduleOut.model_validate(r) for r in rows]
+    far = datetime.max.replace(tzinfo=UTC)
+    return sorted(out, key=lambda s: (not s.enabled, aware(s.next_run_at) or far, s.id))
+
+
+def update_schedule(schedule_id: int, data: ScheduleUpdate) -> ScheduleOut:
+    """Change a schedule (name, task, time or cron, enabled) and recompute its next run."""
+    changes = data.model_dump(exclude_unset=True)
+    with session_scope() as session:
+        row = session.get(Schedule, schedule_id)
+        if row is None:
+            raise ScheduleNotFound(schedule_id)
+        if "name" in changes:
+            row.name = data.name
+        if data.task is not None:
+            row.template = data.task.model_dump(mode="json", exclude_defaults=True)
+        if data.cron:
+            row.cron, row.run_at, row.runs_count = data.cron, None, row.runs_count
+        elif data.run_at:
+            row.run_at, row.cron, row.runs_count = data.run_at, None, 0
+        if data.enabled is not None:
+            row.enabled = data.enabled
+        row.next_run_at = next_run_after(row.cron, row.run_at, utcnow(), row.runs_count)
+        session.add(row)
+        return ScheduleOut.model_validate(row)
+
+
+def pause_schedule(schedule_id: int) -> ScheduleOut:
+    """Stop a schedule from firing (its next run is kept for when it is resumed)."""
+    return update_schedule(schedule_id, ScheduleUpdate(enabled=False))
+
+
+def resume_schedule(schedule_id: int) -> ScheduleOut:
+    """Let a paused schedule fire again, from now on."""
+    return update_schedule(schedule_id, ScheduleUpdate(enabled=True))
+
+
+def delete_schedule(schedule_id: int) -> None:
+    """Remove a schedule (the tasks it made stay)."""
+    with session_scope() as session:
+        row = session.get(Schedule, schedule_id)
+        if row is None:
+            raise ScheduleNotFound(schedule_id)
+        session.delete(row)

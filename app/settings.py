@@ -37,16 +37,57 @@ class Settings(BaseSettings):
     task_timeout_s: int = Field(default=3600, description="Wall-clock limit of one attempt.")
     idle_timeout_s: int = Field(default=600, description="Kill an attempt silent for this long.")
     max_attempts: int = Field(default=3, description="Attempts per task, first one included.")
-    retry_backoff_s: list[int] = Field(default=[5, 30, 120])
+    retry_backoff_s: int = Field(
+        default=15, ge=0, description="Wait before the first retry; it doubles for each next one."
+    )
+    retry_backoff_max_s: int = Field(default=600, ge=0, description="Longest wait between retries.")
+    cli_max_retries: int = Field(
+        default=2, ge=0,
+        description="API retries the claude CLI makes inside one attempt (CLAUDE_CODE_MAX_RETRIES).",
+    )
     workers: int = Field(default=2, description="Worker processes started by `python -m worker`.")
+    worker_host: str | None = Field(
+        default=None, description="Host part of worker names (host.pid); the hostname if unset."
+    )
+    shutdown_grace_s: int = Field(
+        default=60, ge=0,
+        description="On SIGTERM a worker lets its task run this long, then hands it back.",
+    )
+    global_concurrency: int = Field(
+        default=0, ge=0,
+        description="Most tasks without a repository released to workers at once (0 = no limit).",
+    )
+    repo_concurrency: int = Field(
+        default=2, ge=0, description="Most tasks of one repository running at once (0 = no limit)."
+    )
     worker_ttl_s: int = 30
     maintenance_interval_s: int = 5
+    job_monitoring_interval_s: int = Field(default=5, description="Heartbeat of a running job.")
+    heartbeat_grace_s: int = Field(
+        default=10, description="A running job whose heartbeat is this late is abandoned."
+    )
+    task_lock_ttl_s: int = Field(default=20, description="Lease of the run of a task (refreshed).")
+    reconcile_interval_s: int = Field(default=15, description="Seconds between reconciler passes.")
+    schedule_tick_s: float = Field(default=2.0, description="Seconds between schedule checks.")
     stream_maxlen: int = Field(default=10_000, description="Events kept per task stream in Redis.")
     demo_mode: bool = Field(
         default=False, description="Run the CLI against the bundled scripted demo model."
     )
     demo_model_url: str | None = Field(default=None, description="URL of the running demo model.")
     port: int = 3000
+    metrics_interval_s: int = Field(default=5, description="Seconds between metric samples.")
+    metrics_retention_days: int = Field(default=14, description="Metric samples kept this long.")
+    alert_failure_rate: float = Field(
+        default=0.5, description="Alert when this share of the tasks finished in the window failed."
+    )
+    alert_failure_window_s: int = Field(default=3600, description="Window of the failure rate.")
+    alert_failure_min_tasks: int = Field(default=5, description="Finished tasks before it counts.")
+    alert_queue_wait_s: int = Field(default=600, description="Alert when a job waits this long.")
+    alert_heartbeat_s: int = Field(default=60, description="Alert when a worker is this silent.")
+    alert_min_workers: int = Field(default=1, description="Alert when fewer workers are alive.")
+    alert_webhook_url: str | None = Field(
+        default=None, description="POST each alert that fires or clears here (JSON)."
+    )
     session_ttl_s: int = Field(default=12 * 3600, description="A web sign-in lasts this long.")
     api_rate_limit: int = Field(default=600, description="Requests per minute per token/session.")
     api_max_body_bytes: int = Field(default=1_048_576, description="Largest request body accepted.")

@@ -20,9 +20,10 @@ from rq import get_current_job
 from rq.exceptions import AbandonedJobError
 
 from app import live, service
+from app.db import session_scope
 from app.events import ErrorEvent, Event, TextDeltaEvent
 from app.models import Attempt, Task, TaskStatus, utcnow
-from app.db import session_scope
+from app.queue import TaskLock
 from app.settings import get_settings
 from worker import sandbox, workspace
 from worker.claude_code import RunOutcome, RunSpec, run_claude
@@ -84,6 +85,33 @@ def pid_file_for(task_id: int) -> Path:
 
 
 def run_task(task_id: int) -> str:
+    """The RQ job: run the next attempt of a task while holding the task's lease.
+
+    The lease (app.queue.TaskLock) makes sure no two runs of a task overlap: a retry of an
+    abandoned job, a job the reconciler re-enqueued or a duplicate all wait for it; a holder that
+    died lets it lapse after `task_lock_ttl_s`. A run that cannot get it in that time leaves the
+    task to the live holder.
+    """
+    lock = TaskLock(task_id)
+    if not lock.acquire(wait_s=lock.ttl_s + 5):
+        log.warning("task %s: another run holds its lease; leaving the task to it", task_id)
+        return "another run of this task is active"
+    try:
+        with lock.kept_alive():
+            return run_attempt(task_id)
+    finally:
+        lock.release()
+
+
+def cli_env() -> dict[str, str]:
+    """Environment for the claude CLI set by the engine: how often it retries API errors itself
+    (see README, Retries). An explicit CLAUDE_CODE_MAX_RETRIES in the environment wins."""
+    if "CLAUDE_CODE_MAX_RETRIES" in os.environ:
+        return {}
+    return {"CLAUDE_CODE_MAX_RETRIES": str(get_settings().cli_max_retries)}
+
+
+def run_attempt(task_id: int) -> str:
     """Run the next attempt of a task (the first run, a retry or a follow-up)."""
     settings = get_settings()
     job = get_current_job()
@@ -146,6 +174,7 @@ def run_task(task_id: int) -> str:
             idle_timeout_s=settings.idle_timeout_s,
             config_dir=str(sandbox.config_dir_for(task_id)),
             pid_file=str(pid_file_for(task_id)),
+            env=cli_env(),
         )
         outcome = asyncio.run(run_claude(spec, recorder.emit, attempt=number))
     except Exception as exc:  # our own bug or a broken workspace: the task must still end
@@ -231,15 +260,15 @@ def finish_attempt(task_id: int, attempt_id: int, number: int, outcome: RunOutco
     retries_left = (job.retries_left or 0) if job is not None else 0
     if status == TaskStatus.FAILED and is_retryable(outcome) and retries_left > 0:
         retry_reason = f"retrying after: {reason}"
-        if service.transition(
-            task_id, [TaskStatus.RUNNING], TaskStatus.QUEUED, status_reason=retry_reason,
+        if service.transition(  # ACTIVE: a lease holder owns the task even if it was re-queued
+            task_id, TaskStatus.ACTIVE, TaskStatus.QUEUED, status_reason=retry_reason,
             **task_values,
         ):
             service.publish_status(task_id, TaskStatus.QUEUED, retry_reason, attempt=number)
         raise RetryableFailure(reason)
     if service.transition(
         task_id,
-        [TaskStatus.RUNNING],
+        TaskStatus.ACTIVE,
         status,
         status_reason=reason,
         finished_at=utcnow(),

@@ -1,0 +1,147 @@
+"""Recovery: a worker killed with SIGKILL mid-task and a Redis restart lose no task and never run
+one twice at the same time. Real worker pool, real redis-server, real claude CLI."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+from redis import Redis
+from rq import Worker
+
+from app import service
+from app.db import aware
+from app.queue import get_redis, job_id_for
+from app.schemas import TaskCreate
+from tests.conftest import RedisServer, WorkerPool, wait_for_status, wait_until
+from worker import sandbox
+from worker.jobs import pid_file_for
+
+
+def _worker_running(task_id: int) -> Worker | None:
+    for worker in Worker.all(connection=get_redis()):
+        if (worker.get_current_job_id() or "").startswith(f"task-{task_id}-"):
+            return worker
+    return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _kill_worker_mid_run(task_id: int) -> tuple[float, int]:
+    """SIGKILL the worker running the task once claude streams; returns (when, claude pid)."""
+    wait_until(lambda: any(e.type == "text_delta" or e.type == "init"
+                           for e in service.list_events(task_id)) or _claude_pid(task_id),
+               60, message="claude to start")
+    worker = wait_until(lambda: _worker_running(task_id), 30, message="the worker of the task")
+    claude = wait_until(lambda: _claude_pid(task_id), 30, message="claude's pid")
+    os.kill(worker.pid, signal.SIGKILL)
+    return time.monotonic(), claude
+
+
+def _claude_pid(task_id: int) -> int | None:
+    return sandbox.read_pid(pid_file_for(task_id))
+
+
+@pytest.fixture
+def pool(env, tmp_path):
+    pool = WorkerPool(env, workers=1, log=tmp_path / "pool.log").start()
+    yield pool
+    pool.stop()
+
+
+def test_a_worker_killed_mid_task_is_detected_and_the_task_retried(env, pool):
+    task = service.create_task(
+        TaskCreate(prompt="long [scenario:slow] [delay:0.4]", max_attempts=2)
+    )
+    wait_for_status(task.id, ("running",), timeout=60)
+    killed_at, claude = _kill_worker_mid_run(task.id)
+
+    # The claude process dies with its work horse, at once.
+    wait_until(lambda: not _alive(claude), 10, message="claude to die with its worker")
+    # Within 60 s the lost attempt is closed as "worker lost" and the task goes on.
+    wait_until(
+        lambda: (a := service.list_attempts(task.id)) and a[0].status == "failed",
+        60, interval=0.2, message="the lost attempt to be closed",
+    )
+    assert time.monotonic() - killed_at < 60
+    first = service.list_attempts(task.id)[0]
+    assert first.reason == "worker lost"
+
+    done = wait_for_status(task.id, ("succeeded", "failed"), timeout=120)
+    assert done.status == "succeeded", done.status_reason
+    attempts = service.list_attempts(task.id)
+    assert [(a.number, a.status) for a in attempts] == [(1, "failed"), (2, "succeeded")]
+    assert aware(attempts[1].started_at) >= aware(attempts[0].finished_at)
+
+
+def test_a_worker_killed_on_the_last_attempt_fails_the_task_worker_lost(env, pool):
+    task = service.create_task(
+        TaskCreate(prompt="long again [scenario:slow] [delay:0.4]", max_attempts=1)
+    )
+    wait_for_status(task.id, ("running",), timeout=60)
+    killed_at, _ = _kill_worker_mid_run(task.id)
+
+    done = wait_for_status(task.id, ("succeeded", "failed"), timeout=60)
+
+    assert time.monotonic() - killed_at < 60
+    assert done.status == "failed"
+    assert done.status_reason == "worker lost"
+    assert [(a.status, a.reason) for a in service.list_attempts(task.id)] == [
+        ("failed", "worker lost")
+    ]
+
+
+@pytest.fixture
+def fresh_redis(env, tmp_path, monkeypatch):
+    """A redis-server of this test only, without persistence (a restart forgets everything)."""
+    from app.settings import get_settings
+
+    server = RedisServer(tmp_path, appendonly=False).start()
+    monkeypatch.setenv("TASKDECK_REDIS_URL", server.url)
+    monkeypatch.setenv("TASKDECK_RECONCILE_INTERVAL_S", "2")
+    get_settings.cache_clear()
+    yield server, {**env, "TASKDECK_REDIS_URL": server.url, "TASKDECK_RECONCILE_INTERVAL_S": "2"}
+    server.stop()
+
+
+def test_redis_losing_everything_loses_no_task(fresh_redis, tmp_path):
+    server, values = fresh_redis
+    tasks = [service.create_task(TaskCreate(prompt=f"t{i} [scenario:text]")) for i in range(3)]
+    server.restart()  # no persistence: the jobs are gone
+    assert Redis.from_url(server.url).dbsize() == 0
+
+    pool = WorkerPool(values, workers=1, log=tmp_path / "pool.log").start()
+    try:
+        for task in tasks:
+            done = wait_for_status(task.id, ("succeeded", "failed"), timeout=90)
+            assert done.status == "succeeded", done.status_reason
+            assert len(service.list_attempts(task.id)) == 1
+    finally:
+        pool.stop()
+
+
+def test_a_running_task_survives_a_redis_restart_and_runs_once(fresh_redis, tmp_path):
+    server, values = fresh_redis
+    pool = WorkerPool(values, workers=1, log=tmp_path / "pool.log").start()
+    try:
+        task = service.create_task(TaskCreate(prompt="long [scenario:slow] [delay:0.3]"))
+        wait_until(lambda: _claude_pid(task.id), 60, message="claude to start")
+        server.restart()  # the job, the lease and the registries are gone mid-run
+
+        done = wait_for_status(task.id, ("succeeded", "failed"), timeout=120)
+        assert done.status == "succeeded", done.status_reason
+        # The run kept its lease (taken back after the restart): nothing started a second one.
+        time.sleep(2 * 2 + 1)
+        assert [a.status for a in service.list_attempts(task.id)] == ["succeeded"]
+        assert service.get_task(task.id).status == "succeeded"
+    finally:
+        pool.stop()
+    assert job_id_for(task.id, 1)

@@ -1,0 +1,95 @@
+"""Retries: retryable failures come back with exponential backoff up to the task's maximum of
+attempts; final failures end at once. Real worker, real claude CLI, scripted demo model."""
+
+from __future__ import annotations
+
+from app import service
+from app.db import aware
+from app.queue import backoff_intervals
+from app.schemas import TaskCreate
+from tests.conftest import wait_for_status
+from worker.jobs import cli_env
+
+
+def _statuses(task_id: int) -> list[str]:
+    return [e.data["status"] for e in service.list_events(task_id) if e.type == "status"]
+
+
+def test_backoff_doubles_up_to_its_cap(env, monkeypatch):
+    from app.settings import get_settings
+
+    monkeypatch.setenv("TASKDECK_RETRY_BACKOFF_S", "15")
+    monkeypatch.setenv("TASKDECK_RETRY_BACKOFF_MAX_S", "100")
+    get_settings.cache_clear()
+    assert backoff_intervals(5) == [15, 30, 60, 100, 100]
+    assert backoff_intervals(0) == []
+
+
+def test_the_cli_retries_api_errors_as_configured_unless_the_environment_says(env, monkeypatch):
+    from app.settings import get_settings
+
+    assert cli_env() == {}  # the test environment sets CLAUDE_CODE_MAX_RETRIES=0 itself
+    monkeypatch.delenv("CLAUDE_CODE_MAX_RETRIES")
+    monkeypatch.setenv("TASKDECK_CLI_MAX_RETRIES", "1")
+    get_settings.cache_clear()
+    assert cli_env() == {"CLAUDE_CODE_MAX_RETRIES": "1"}
+
+
+def test_overloaded_model_is_retried_with_backoff_then_fails_after_max_attempts(env, worker_pool):
+    task = service.create_task(TaskCreate(prompt="overloaded [scenario:error_529]", max_attempts=3))
+
+    done = wait_for_status(task.id, ("succeeded", "failed"), timeout=120)
+
+    assert done.status == "failed"
+    assert "529" in done.status_reason
+    attempts = service.list_attempts(task.id)
+    assert [(a.number, a.kind, a.status) for a in attempts] == [
+        (1, "run", "failed"),
+        (2, "retry", "failed"),
+        (3, "retry", "failed"),
+    ]
+    for attempt in attempts:
+        assert "529" in attempt.reason
+        assert attempt.finished_at is not None and attempt.finished_at >= attempt.started_at
+    # Backoff base 1 s in tests: >= 1 s before the second attempt, >= 2 s before the third.
+    gaps = [
+        (aware(b.started_at) - aware(a.finished_at)).total_seconds()
+        for a, b in zip(attempts, attempts[1:], strict=False)
+    ]
+    assert gaps[0] >= 0.9 and gaps[1] >= 1.9, gaps
+    assert _statuses(task.id) == [
+        "queued", "running", "queued", "running", "queued", "running", "failed",
+    ]
+    # Each attempt has its own events, the error result included.
+    for number in (1, 2, 3):
+        kinds = [e.type for e in service.list_events(task.id) if e.attempt == number]
+        assert "result" in kinds, (number, kinds)
+
+
+def test_overloaded_once_then_succeeds_on_the_next_attempt(env, worker_pool):
+    task = service.create_task(
+        TaskCreate(prompt="flaky [scenario:error_529_then_ok]", max_attempts=3)
+    )
+
+    done = wait_for_status(task.id, ("succeeded", "failed"), timeout=90)
+
+    assert done.status == "succeeded", done.status_reason
+    attempts = service.list_attempts(task.id)
+    assert [(a.number, a.status) for a in attempts] == [(1, "failed"), (2, "succeeded")]
+    assert "529" in attempts[0].reason
+    assert attempts[1].reason is None
+
+
+def test_bad_request_and_max_turns_are_final_after_one_attempt(env, worker_pool):
+    bad = service.create_task(TaskCreate(prompt="bad [scenario:error_400]", max_attempts=3))
+    turns = service.create_task(
+        TaskCreate(prompt="loop [scenario:max_turns]", max_turns=2, max_attempts=3)
+    )
+
+    bad_done = wait_for_status(bad.id, ("succeeded", "failed"), timeout=90)
+    turns_done = wait_for_status(turns.id, ("succeeded", "failed"), timeout=90)
+
+    assert bad_done.status == "failed" and "400" in bad_done.status_reason
+    assert turns_done.status == "failed" and "max turns" in turns_done.status_reason
+    assert [a.status for a in service.list_attempts(bad.id)] == ["failed"]
+    assert [a.status for a in service.list_attempts(turns.id)] == ["failed"]
