@@ -44,7 +44,7 @@ def test_every_endpoint_but_health_and_login_needs_a_credential(api, env):
         if path in open_paths:
             continue
         url = path.replace("{task_id}", "1").replace("{token_id}", "1").replace("{user_id}", "1")
-        url = url.replace("{name}", "default").replace("{schedule_id}", "1")
+        url = url.replace("{priority}", "default").replace("{schedule_id}", "1")
         for method in operations:
             response = api.request(method.upper(), url)
             assert response.status_code == 401, (method, path, response.text)

@@ -11,8 +11,10 @@ import logging
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 
 from app.api.accounts import router as accounts_router
+from app.api.engine import router as engine_router
 from app.api.system import RequestMetrics
 from app.api.system import router as system_router
 from app.api.tasks import router as tasks_router
@@ -42,6 +44,19 @@ def validation_error(_request: Request, exc: RequestValidationError) -> JSONResp
     return JSONResponse({"detail": detail}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
 
 
+def service_validation_error(_request: Request, exc: ValidationError) -> JSONResponse:
+    """422 for a check app.service makes itself (a ValidationError naming the body field)."""
+    detail = [
+        {
+            "loc": ["body", *error.get("loc", ())],
+            "msg": str(error.get("msg", "invalid")).removeprefix("Value error, "),
+            "type": error.get("type", "value_error"),
+        }
+        for error in exc.errors()
+    ]
+    return JSONResponse({"detail": detail}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+
+
 def server_error(request: Request, exc: Exception) -> JSONResponse:
     """500 without internals in the answer; the log has the traceback (never a credential)."""
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
@@ -59,9 +74,10 @@ def create_api() -> FastAPI:
         redoc_url=None,
     )
     limit = get_settings().api_max_body_bytes
-    for router in (tasks_router, accounts_router, system_router):
+    for router in (tasks_router, engine_router, accounts_router, system_router):
         api.include_router(router, max_body_size=limit)
     api.add_exception_handler(RequestValidationError, validation_error)
+    api.add_exception_handler(ValidationError, service_validation_error)
     api.add_exception_handler(Exception, server_error)
     api.add_middleware(RequestMetrics)
     return api

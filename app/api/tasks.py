@@ -110,18 +110,18 @@ class BulkAction(BaseModel):
     task_ids: list[Annotated[int, Field(ge=1, le=2**53)]] = Field(min_length=1, max_length=500)
 
 
-class BulkResult(BaseModel):
+class BulkOutcome(BaseModel):
     """Per task: its new status, or why the action did not apply."""
 
     results: dict[int, str]
 
 
-@router.post("/tasks/bulk", response_model=BulkResult)
-def bulk(body: BulkAction, _: Writer) -> BulkResult:
+@router.post("/tasks/bulk", response_model=BulkOutcome)
+def bulk(body: BulkAction, _: Writer) -> BulkOutcome:
     """Cancel or retry several tasks at once."""
     ids = list(dict.fromkeys(body.task_ids))
     action = service.bulk_cancel if body.action == "cancel" else service.bulk_retry
-    return BulkResult(results=action(ids))
+    return BulkOutcome(results=action(ids))
 
 
 @router.get("/tasks/{task_id}/events", response_model=Page[TaskEventOut])
