@@ -352,15 +352,18 @@ def build_options(spec: RunSpec, cwd: str, stderr: Callable[[str], None]):
     )
 
 
-def launch_env(spec: RunSpec, pid_file: Path) -> dict[str, str]:
+def launch_env(spec: RunSpec, pid_file: Path, home: Path) -> dict[str, str]:
     """The claude process's environment for a spec: the allow-list, the spec's own variables,
-    the pid file and the rlimits for the shim (the settings' when the spec leaves them None)."""
+    the pid file and the rlimits for the shim (the settings' when the spec leaves them None).
+
+    HOME is the config dir (or `home`), never the server user's: the Bash tool must not source
+    the server's shell profile."""
     settings = get_settings()
     extra = dict(spec.env)
     extra["TASKDECK_PID_FILE"] = str(pid_file)
     if spec.config_dir:
         extra["CLAUDE_CONFIG_DIR"] = spec.config_dir
-        extra.setdefault("HOME", spec.config_dir)
+    extra.setdefault("HOME", spec.config_dir or str(home))
     cpu = settings.rlimit_cpu_s if spec.rlimit_cpu_s is None else spec.rlimit_cpu_s
     memory = settings.rlimit_as_mb * 2**20 if spec.rlimit_as_bytes is None else spec.rlimit_as_bytes
     if cpu:
@@ -449,7 +452,7 @@ async def run_claude(spec: RunSpec, emit: Callable[[Event], None], attempt: int 
         pid_file = Path(spec.pid_file) if spec.pid_file else Path(tmp) / "claude.pid"
         pid_file.unlink(missing_ok=True)
         options = build_options(spec, cwd, on_stderr)
-        env = launch_env(spec, pid_file)
+        env = launch_env(spec, pid_file, Path(tmp))
         started = time.monotonic()
         stream = None
         try:
