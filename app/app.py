@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import reflex as rx
 
+from app import metrics
 from app.api import create_api
 from app.pages.dashboard import dashboard
+from app.pages.new_task import new_task_page
+from app.pages.system import health_page, queues_page
 from app.pages.task import task_page
+from app.pages.tasks import tasks_page
+from app.state.dashboard import DashboardState
+from app.state.new_task import NewTaskState
+from app.state.system import HealthState, QueuesState
 from app.state.task_detail import TaskDetailState
 from app.state.tasks import TaskListState
 
@@ -14,6 +21,14 @@ app = rx.App(
     stylesheets=["/taskdeck.css"],
     api_transformer=create_api(),
 )
-app.add_page(task_page, route="/tasks/[task_id]", title="Task | Taskdeck",
-             on_load=TaskDetailState.load)
-app.add_page(dashboard, route="/", title="Taskdeck", on_load=TaskListState.load)
+app.add_page(
+    task_page, route="/tasks/[task_id]", title="Task | Taskdeck", on_load=TaskDetailState.load
+)
+app.add_page(
+    dashboard, route="/", title="Taskdeck", on_load=[DashboardState.load, NewTaskState.load]
+)
+app.add_page(tasks_page, route="/tasks", title="Tasks | Taskdeck", on_load=TaskListState.load)
+app.add_page(new_task_page, route="/new", title="New task | Taskdeck", on_load=NewTaskState.load)
+app.add_page(queues_page, route="/queues", title="Queues | Taskdeck", on_load=QueuesState.load)
+app.add_page(health_page, route="/health", title="Health | Taskdeck", on_load=HealthState.load)
+app.register_lifespan_task(metrics.run_forever)  # samples metrics + checks alerts (one at a time)

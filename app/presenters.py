@@ -17,14 +17,17 @@ STATUS_TONES = {
 
 
 def when(value: datetime | None) -> str:
+    """A datetime for display, or an empty string."""
     return value.strftime("%Y-%m-%d %H:%M:%S") if value else ""
 
 
 def money(value: float) -> str:
+    """Dollars with four decimals."""
     return f"${value:.4f}"
 
 
 def duration(ms: int) -> str:
+    """Milliseconds as ms, s or min."""
     if ms < 1000:
         return f"{ms} ms"
     seconds = ms / 1000
@@ -48,6 +51,8 @@ def task_row(task: TaskOut) -> dict[str, str]:
         "duration": duration(task.duration_ms) if task.duration_ms else "",
         "where": task.repo or task.cwd or task.workspace or "fresh workspace",
         "href": f"/tasks/{task.id}",
+        "active": "true" if task.status in ("queued", "running") else "",
+        "retryable": "true" if task.status in ("failed", "cancelled") else "",
     }
 
 
@@ -118,9 +123,15 @@ def event_item(event: TaskEventOut) -> dict[str, str]:
         label, body, tone = f"error: {data.get('kind')}", data.get("message", ""), "red"
     elif kind == "diff":
         label = "diff"
-        body = f"{data.get('files_changed')} files, +{data.get('lines_added')} -{data.get('lines_removed')}"
+        added, removed = data.get("lines_added"), data.get("lines_removed")
+        body = f"{data.get('files_changed')} files, +{added} -{removed}"
     elif kind == "raw":
+        inner = data.get("data") if isinstance(data.get("data"), dict) else data
+        label = " ".join(str(inner.get(k)) for k in ("type", "subtype") if inner.get(k)) or "raw"
         body = json.dumps(data, ensure_ascii=False)[:2000]
+    elif kind == "prompt":
+        label, tone = ("follow-up prompt" if data.get("resume") else "prompt"), "indigo"
+        body = data.get("text", "")
     return {
         "id": event.stream_id,
         "kind": kind,
@@ -128,4 +139,91 @@ def event_item(event: TaskEventOut) -> dict[str, str]:
         "body": str(body),
         "tone": tone,
         "time": datetime.fromtimestamp(event.ts).strftime("%H:%M:%S"),
+        "tool_id": str(data.get("id") or "") if kind == "tool_use" else "",
+        "summary": tool_summary(data) if kind == "tool_use" else "",
+        "result": "",
+        "result_state": "pending" if kind == "tool_use" else "",
+        "error": "true" if tone == "red" else "",
     }
+
+
+def tool_summary(data: dict) -> str:
+    """One line saying what a tool call does: its name and its main argument."""
+    args = data.get("input") or {}
+    for key in ("command", "file_path", "path", "pattern", "url", "description"):
+        if args.get(key):
+            value = str(args[key]).splitlines()[0]
+            return f"{data.get('name')}: {value[:100]}"
+    return str(data.get("name") or "tool")
+
+
+def attach_result(items: list[dict[str, str]], event: TaskEventOut) -> bool:
+    """Put a tool result into the entry of its tool call (newest first); False if none matches."""
+    tool_id = str(event.data.get("tool_use_id") or "")
+    for index in range(len(items) - 1, -1, -1):
+        item = items[index]
+        if item["kind"] == "tool_use" and item["tool_id"] == tool_id and tool_id:
+            failed = bool(event.data.get("is_error"))
+            items[index] = {
+                **item,
+                "result": str(event.data.get("output") or "(no output)"),
+                "result_state": "error" if failed else "ok",
+                "tone": "red" if failed else item["tone"],
+                "error": "true" if failed else "",
+            }
+            return True
+    return False
+
+
+def conversation(events: list[TaskEventOut]) -> list[dict[str, str]]:
+    """Stored events as the task page shows them: tool results folded into their tool calls,
+    progress events left out (the header shows the latest)."""
+    items: list[dict[str, str]] = []
+    for event in events:
+        if event.type == "progress":
+            continue
+        if event.type == "tool_result" and attach_result(items, event):
+            continue
+        items.append(event_item(event))
+    return items
+
+
+def diff_files(diff: str) -> list[dict[str, str]]:
+    """A unified diff split per file: [{name, added, removed, text}]."""
+    files: list[dict[str, str]] = []
+    current: dict | None = None
+    for line in diff.splitlines():
+        if line.startswith("diff --git "):
+            parts = line.split(" b/", 1)
+            name = parts[1] if len(parts) == 2 else line[11:]
+            current = {"name": name, "added": 0, "removed": 0, "lines": [line]}
+            files.append(current)
+            continue
+        if current is None:
+            current = {"name": "(diff)", "added": 0, "removed": 0, "lines": []}
+            files.append(current)
+        current["lines"].append(line)
+        if line.startswith("+") and not line.startswith("+++"):
+            current["added"] += 1
+        elif line.startswith("-") and not line.startswith("---"):
+            current["removed"] += 1
+    return [
+        {
+            "name": f["name"],
+            "added": f"+{f['added']}",
+            "removed": f"-{f['removed']}",
+            "text": "\n".join(f["lines"]),
+        }
+        for f in files
+    ]
+
+
+def age(seconds: float | None) -> str:
+    """A short age: 3 s, 4 min, 2 h."""
+    if seconds is None:
+        return "-"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"

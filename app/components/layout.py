@@ -1,4 +1,7 @@
-"""The frame every page shares: top bar with navigation, demo-mode banner, responsive body."""
+"""The frame every page shares: navbar (links, colour mode), demo and alert banners, body.
+
+Every page is wrapped by `page_frame`, so site-wide concerns (a login check, banners) live here.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,13 @@ import reflex as rx
 
 from app.state.base import AppState
 
-NAV = [("Dashboard", "/"), ("New task", "/#new-task")]
+NAV = [
+    ("Dashboard", "/", "layout-dashboard"),
+    ("Tasks", "/tasks", "list-checks"),
+    ("New task", "/new", "plus"),
+    ("Queues", "/queues", "layers"),
+    ("Health", "/health", "heart-pulse"),
+]
 
 
 def demo_banner() -> rx.Component:
@@ -24,6 +33,57 @@ def demo_banner() -> rx.Component:
     )
 
 
+def alert_banner() -> rx.Component:
+    """The alerts that fire now (failure rate, queue wait, dead worker), one line each."""
+    return rx.box(
+        rx.foreach(
+            AppState.alerts,
+            lambda alert: rx.callout(
+                alert["message"],
+                icon="siren",
+                color_scheme=rx.cond(alert["level"] == "red", "red", "amber"),
+                size="1",
+                class_name="alert-banner",
+                data_alert=alert["alert"],
+                width="100%",
+            ),
+        ),
+        id="alerts",
+        width="100%",
+        on_mount=AppState.watch_alerts,
+    )
+
+
+def nav_links() -> rx.Component:
+    return rx.hstack(
+        *[
+            rx.link(label, href=href, size="2", class_name="nav-link", weight="medium")
+            for label, href, _ in NAV
+        ],
+        spacing="4",
+        align="center",
+    )
+
+
+def nav_menu() -> rx.Component:
+    """The links as a drop-down menu on phones."""
+    return rx.menu.root(
+        rx.menu.trigger(
+            rx.icon_button(
+                rx.icon("menu"), variant="ghost", size="2", aria_label="Menu", id="nav-menu"
+            ),
+        ),
+        rx.menu.content(
+            *[
+                rx.menu.item(
+                    rx.hstack(rx.icon(icon, size=16), rx.text(label)), on_click=rx.redirect(href)
+                )
+                for label, href, icon in NAV
+            ],
+        ),
+    )
+
+
 def navbar() -> rx.Component:
     return rx.hstack(
         rx.link(
@@ -34,31 +94,48 @@ def navbar() -> rx.Component:
         ),
         rx.cond(AppState.demo_mode, rx.badge("demo model", color_scheme="amber", id="demo-badge")),
         rx.spacer(),
-        *[rx.link(label, href=href, size="2") for label, href in NAV],
-        rx.color_mode.button(size="1", variant="ghost"),
+        rx.tablet_and_desktop(nav_links()),
+        rx.color_mode.button(size="2", variant="ghost", id="color-mode"),
+        rx.mobile_only(nav_menu()),
         align="center",
-        spacing="4",
-        padding_x=rx.breakpoints(initial="3", md="6"),
-        padding_y="3",
+        spacing="3",
+        padding_x=rx.breakpoints(initial="12px", md="24px"),
+        padding_y="10px",
         border_bottom="1px solid var(--gray-a5)",
         width="100%",
-        wrap="wrap",
+        position="sticky",
+        top="0",
+        z_index="10",
+        background="var(--color-background)",
     )
 
 
 def page_frame(*children: rx.Component) -> rx.Component:
     """Wrap a page's content in the shared frame."""
     return rx.box(
+        rx.script(src="/taskdeck.js"),
         navbar(),
         rx.vstack(
             demo_banner(),
+            alert_banner(),
             *children,
             spacing="4",
-            padding=rx.breakpoints(initial="3", md="6"),
+            padding=rx.breakpoints(initial="12px", md="24px"),
             width="100%",
-            max_width="1200px",
+            max_width="1280px",
             margin_x="auto",
         ),
         width="100%",
         min_height="100vh",
+        overflow_x="hidden",
+    )
+
+
+def section(title: str, *children: rx.Component, **props) -> rx.Component:  # noqa: ANN003
+    """A titled card that fills its column."""
+    return rx.card(
+        rx.vstack(rx.heading(title, size="3"), *children, spacing="3", width="100%"),
+        width="100%",
+        min_width="0",
+        **props,
     )

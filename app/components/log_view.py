@@ -1,19 +1,68 @@
-"""A task's event log: one entry per event, text as markdown, tool calls collapsible."""
+"""A task's conversation: assistant text as markdown, tool calls folded with input and result,
+errors highlighted; scrolls itself while the reader is at the bottom (assets/taskdeck.js)."""
 
 from __future__ import annotations
 
 import reflex as rx
 
 
+def tool_call(item) -> rx.Component:  # noqa: ANN001
+    """A tool call, collapsed: its one-line summary; open: its input and its result."""
+    return rx.el.details(
+        rx.el.summary(
+            item["summary"],
+            rx.match(
+                item["result_state"],
+                ("ok", rx.text.span("  ✓", color="var(--green-11)")),
+                ("error", rx.text.span("  ✗ error", color="var(--red-11)")),
+                rx.text.span("  …", color="var(--gray-11)"),
+            ),
+        ),
+        rx.text("Input", size="1", color_scheme="gray"),
+        rx.el.pre(item["body"], class_name="log-pre tool-input"),
+        rx.cond(
+            item["result_state"] != "pending",
+            rx.fragment(
+                rx.text("Result", size="1", color_scheme="gray"),
+                rx.el.pre(item["result"], class_name="log-pre tool-result"),
+            ),
+        ),
+        class_name="tool-call",
+        data_state=item["result_state"],
+    )
+
+
 def log_entry(item) -> rx.Component:  # noqa: ANN001
     body = rx.match(
         item["kind"],
-        ("text", rx.markdown(item["body"])),
-        ("tool_use", rx.code_block(item["body"], language="json", wrap_long_lines=True,
-                                   custom_style={"fontSize": "12px"})),
+        ("text", rx.box(rx.markdown(item["body"]), class_name="assistant-text")),
+        ("tool_use", tool_call(item)),
         ("tool_result", rx.el.pre(item["body"], class_name="log-pre")),
+        (
+            "thinking",
+            rx.text(
+                item["body"],
+                size="2",
+                color_scheme="gray",
+                white_space="pre-wrap",
+                font_style="italic",
+            ),
+        ),
         ("stderr", rx.el.pre(item["body"], class_name="log-pre")),
-        ("raw", rx.el.pre(item["body"], class_name="log-pre")),
+        (
+            "raw",
+            rx.el.details(
+                rx.el.summary("details"),
+                rx.el.pre(item["body"], class_name="log-pre"),
+                class_name="tool-call",
+            ),
+        ),
+        (
+            "prompt",
+            rx.text(
+                item["body"], size="2", white_space="pre-wrap", style={"overflow_wrap": "anywhere"}
+            ),
+        ),
         rx.cond(item["body"] != "", rx.text(item["body"], size="2", white_space="pre-wrap")),
     )
     return rx.box(
@@ -27,6 +76,7 @@ def log_entry(item) -> rx.Component:  # noqa: ANN001
         body,
         class_name="log-entry",
         data_kind=item["kind"],
+        data_error=item["error"],
         padding_y="2",
         border_bottom="1px solid var(--gray-a4)",
         width="100%",
@@ -34,10 +84,25 @@ def log_entry(item) -> rx.Component:  # noqa: ANN001
 
 
 def log_view(events, typing) -> rx.Component:  # noqa: ANN001
-    return rx.vstack(
-        rx.foreach(events, log_entry),
-        rx.cond(typing != "", rx.box(rx.markdown(typing), class_name="typing", opacity="0.8")),
-        id="event-log",
-        spacing="0",
-        width="100%",
+    """The scrolling conversation plus the text being typed, and a "jump to latest" button."""
+    return rx.fragment(
+        rx.box(
+            rx.vstack(
+                rx.foreach(events, log_entry),
+                rx.cond(
+                    typing != "", rx.box(rx.markdown(typing), class_name="typing", opacity="0.8")
+                ),
+                id="event-log",
+                spacing="0",
+                width="100%",
+            ),
+            id="log-scroll",
+        ),
+        rx.button(
+            rx.icon("arrow-down", size=14),
+            "Jump to latest",
+            id="jump-latest",
+            size="1",
+            variant="soft",
+        ),
     )

@@ -1,51 +1,89 @@
-"""The task list: one card per task (title, status, where, cost), linking to its page."""
+"""TaskCard (one task: title, status, where, cost, turns) and the list of them."""
 
 from __future__ import annotations
 
 import reflex as rx
 
-from app.components.status_badge import status_badge
+from app.components.status_badge import status_badge, status_indicator
+
+ELLIPSIS = {"overflow": "hidden", "text_overflow": "ellipsis", "white_space": "nowrap"}
 
 
-def task_card(task) -> rx.Component:  # noqa: ANN001
-    return rx.link(
-        rx.card(
-            rx.vstack(
-                rx.hstack(
-                    rx.text("#", task["id"], color_scheme="gray", size="2"),
-                    rx.text(task["title"], weight="medium", size="3", trim="both",
-                            style={"overflow": "hidden", "text_overflow": "ellipsis",
-                                   "white_space": "nowrap"}, flex="1", min_width="0"),
-                    status_badge(task["status"], task["tone"]),
-                    align="center",
-                    width="100%",
+def task_card(task, selectable: bool = False, selected=None, on_toggle=None) -> rx.Component:  # noqa: ANN001
+    """One task as a card linking to its page; with a checkbox when `selectable`."""
+    body = rx.link(
+        rx.vstack(
+            rx.hstack(
+                rx.text("#", task["id"], color_scheme="gray", size="2"),
+                rx.text(
+                    task["title"],
+                    weight="medium",
+                    size="3",
+                    style=ELLIPSIS,
+                    flex="1",
+                    min_width="0",
                 ),
-                rx.hstack(
-                    rx.text(task["created"], size="1", color_scheme="gray"),
-                    rx.text(task["model"], size="1", color_scheme="gray"),
-                    rx.text("turns ", task["turns"], size="1", color_scheme="gray"),
-                    rx.text(task["cost"], size="1", color_scheme="gray"),
-                    rx.text(task["reason"], size="1", color_scheme="gray", trim="both"),
-                    spacing="3",
-                    wrap="wrap",
-                ),
-                spacing="1",
+                status_badge(task["status"], task["tone"]),
+                align="center",
                 width="100%",
             ),
+            rx.hstack(
+                status_indicator(task["status"], task["tone"]),
+                rx.text(task["created"], size="1", color_scheme="gray"),
+                rx.badge(task["priority"], variant="outline", size="1", color_scheme="gray"),
+                rx.text(task["model"], size="1", color_scheme="gray"),
+                rx.text("turns ", task["turns"], size="1", color_scheme="gray"),
+                rx.text(task["cost"], size="1", color_scheme="gray"),
+                rx.text(task["duration"], size="1", color_scheme="gray"),
+                spacing="3",
+                wrap="wrap",
+                align="center",
+            ),
+            rx.cond(
+                task["reason"] != "",
+                rx.text(
+                    task["reason"], size="1", color_scheme="gray", style=ELLIPSIS, width="100%"
+                ),
+            ),
+            spacing="1",
             width="100%",
+            min_width="0",
         ),
         href=task["href"],
         underline="none",
         color="inherit",
+        flex="1",
+        min_width="0",
+    )
+    content = body
+    if selectable:
+        content = rx.hstack(
+            rx.checkbox(
+                checked=selected,
+                on_change=on_toggle,
+                class_name="task-select",
+                aria_label="select task",
+                size="2",
+                margin_top="4px",
+            ),
+            body,
+            align="start",
+            spacing="3",
+            width="100%",
+        )
+    return rx.card(
+        content,
         width="100%",
         class_name="task-card",
         data_status=task["status"],
+        data_task_id=task["id"],
     )
 
 
 def task_list(tasks) -> rx.Component:  # noqa: ANN001
+    """A column of task cards."""
     return rx.vstack(
-        rx.foreach(tasks, task_card),
+        rx.foreach(tasks, lambda task: task_card(task)),
         spacing="2",
         width="100%",
         id="task-list",

@@ -1,110 +1,144 @@
-"""The dashboard: counts by status, the new-task form and the live task list."""
+"""The dashboard: counts by status, a quick new-task form, running tasks with their progress,
+live charts, and the latest tasks."""
 
 from __future__ import annotations
 
 import reflex as rx
 
-from app.components.layout import page_frame
+from app.components.charts import chart_card
+from app.components.layout import page_frame, section
+from app.components.status_badge import status_indicator
+from app.components.task_form import task_form
 from app.components.task_list import task_list
-from app.state.tasks import TaskListState
+from app.state.dashboard import DashboardState as S
 
 STATUSES = ["queued", "running", "succeeded", "failed", "cancelled"]
-
-
-def field_error(name: str) -> rx.Component:
-    return rx.cond(
-        TaskListState.errors.contains(name),
-        rx.text(TaskListState.errors[name], color_scheme="red", size="1", class_name="field-error",
-                data_field=name),
-    )
-
-
-def labelled(label: str, control: rx.Component, name: str) -> rx.Component:
-    return rx.vstack(rx.text(label, size="2", weight="medium"), control, field_error(name),
-                     spacing="1", width="100%")
-
-
-def new_task_form() -> rx.Component:
-    return rx.card(
-        rx.form(
-            rx.vstack(
-                rx.heading("New task", size="4", id="new-task"),
-                labelled(
-                    "Prompt",
-                    rx.text_area(name="prompt", placeholder="What should Claude Code do?",
-                                 rows="4", width="100%", id="prompt",
-                                 enter_key_submit=True),
-                    "prompt",
-                ),
-                rx.flex(
-                    labelled("Working directory",
-                             rx.input(name="cwd", placeholder="/path/to/project (empty: a fresh one)",
-                                      width="100%", id="cwd"), "cwd"),
-                    labelled("Git repository",
-                             rx.input(name="repo", placeholder="/path/to/repo (optional)",
-                                      width="100%", id="repo"), "repo"),
-                    direction=rx.breakpoints(initial="column", md="row"),
-                    spacing="3",
-                    width="100%",
-                ),
-                rx.flex(
-                    labelled("Model", rx.input(name="model", placeholder="default", width="100%",
-                                               id="model"), "model"),
-                    labelled("Max turns", rx.input(name="max_turns", placeholder="20",
-                                                   width="100%", id="max_turns",
-                                                   input_mode="numeric"), "max_turns"),
-                    labelled("Priority", rx.select(["high", "default", "low"], name="priority",
-                                                   default_value="default", width="100%"),
-                             "priority"),
-                    direction=rx.breakpoints(initial="column", sm="row"),
-                    spacing="3",
-                    width="100%",
-                ),
-                field_error("form"),
-                rx.cond(TaskListState.form_error != "",
-                        rx.text(TaskListState.form_error, color_scheme="red", size="2")),
-                rx.hstack(
-                    rx.button("Submit task", type="submit", id="submit-task"),
-                    rx.text("Ctrl+Enter submits", size="1", color_scheme="gray"),
-                    align="center",
-                ),
-                spacing="3",
-                width="100%",
-            ),
-            on_submit=TaskListState.submit,
-            reset_on_submit=False,
-            width="100%",
-        ),
-        width="100%",
-    )
+TONES = {
+    "queued": "gray",
+    "running": "blue",
+    "succeeded": "green",
+    "failed": "red",
+    "cancelled": "orange",
+}
 
 
 def counts() -> rx.Component:
     return rx.grid(
         *[
-            rx.card(
-                rx.vstack(
-                    rx.text(status, size="1", color_scheme="gray"),
-                    rx.heading(TaskListState.counts[status].to_string(), size="6",
-                               id=f"count-{status}"),
-                    spacing="0",
+            rx.link(
+                rx.card(
+                    rx.vstack(
+                        rx.hstack(
+                            rx.box(
+                                class_name="status-dot",
+                                data_status=status,
+                                background=f"var(--{TONES[status]}-9)",
+                            ),
+                            rx.text(status, size="1", color_scheme="gray"),
+                            align="center",
+                            spacing="1",
+                        ),
+                        rx.heading(S.counts[status].to_string(), size="6", id=f"count-{status}"),
+                        spacing="1",
+                    ),
+                    width="100%",
                 ),
+                href=f"/tasks?status={status}",
+                underline="none",
+                color="inherit",
             )
             for status in STATUSES
         ],
         columns=rx.breakpoints(initial="2", sm="3", md="5"),
         spacing="3",
         width="100%",
+        id="counts",
     )
 
 
-def filters() -> rx.Component:
-    return rx.flex(
-        rx.select(["all", *STATUSES], value=TaskListState.status_filter,
-                  on_change=TaskListState.set_status_filter),
-        rx.input(placeholder="Search prompts", value=TaskListState.search,
-                 on_change=TaskListState.set_search.debounce(300), width="100%"),
-        spacing="2",
+def running_item(task) -> rx.Component:  # noqa: ANN001
+    return rx.link(
+        rx.vstack(
+            rx.hstack(
+                status_indicator(task["status"], task["tone"]),
+                rx.text(
+                    "#",
+                    task["id"],
+                    " ",
+                    task["title"],
+                    size="2",
+                    weight="medium",
+                    style={
+                        "overflow": "hidden",
+                        "text_overflow": "ellipsis",
+                        "white_space": "nowrap",
+                    },
+                    flex="1",
+                    min_width="0",
+                ),
+                rx.text(task["elapsed"], size="1", color_scheme="gray", white_space="nowrap"),
+                align="center",
+                width="100%",
+            ),
+            rx.hstack(
+                rx.box(
+                    rx.box(
+                        width=task["pct"] + "%",
+                        height="100%",
+                        background="var(--accent-9)",
+                        border_radius="4px",
+                        transition="width 0.4s",
+                    ),
+                    height="6px",
+                    width="100%",
+                    background="var(--gray-a4)",
+                    border_radius="4px",
+                    class_name="turn-bar",
+                ),
+                rx.text(
+                    "turn ",
+                    task["turn"],
+                    "/",
+                    task["max_turns"],
+                    size="1",
+                    color_scheme="gray",
+                    white_space="nowrap",
+                ),
+                align="center",
+                width="100%",
+            ),
+            spacing="1",
+            width="100%",
+        ),
+        href=task["href"],
+        underline="none",
+        color="inherit",
+        width="100%",
+        class_name="running-task",
+        data_task_id=task["id"],
+    )
+
+
+def running() -> rx.Component:
+    return section(
+        "Running now",
+        rx.cond(
+            S.running.length() > 0,
+            rx.vstack(rx.foreach(S.running, running_item), spacing="3", width="100%"),
+            rx.text("Nothing is running.", size="2", color_scheme="gray"),
+        ),
+        id="running-tasks",
+    )
+
+
+def chart_grid() -> rx.Component:
+    return rx.grid(
+        chart_card("Finished per hour (last 24 h)", S.finished_fig, "chart-finished"),
+        chart_card("Queue depth", S.depth_fig, "chart-depth"),
+        chart_card("Duration of finished tasks (7 days)", S.duration_fig, "chart-duration"),
+        chart_card("Cost and tokens per day", S.cost_fig, "chart-cost"),
+        columns=rx.breakpoints(initial="1", md="2"),
+        spacing="3",
         width="100%",
     )
 
@@ -112,12 +146,24 @@ def filters() -> rx.Component:
 def dashboard() -> rx.Component:
     return page_frame(
         counts(),
-        new_task_form(),
-        rx.heading("Tasks", size="4"),
-        filters(),
+        rx.grid(
+            section("New task", task_form(full=False), id="new-task"),
+            running(),
+            columns=rx.breakpoints(initial="1", md="2"),
+            spacing="3",
+            width="100%",
+        ),
+        chart_grid(),
+        rx.hstack(
+            rx.heading("Latest tasks", size="4"),
+            rx.spacer(),
+            rx.link("All tasks", href="/tasks", size="2"),
+            width="100%",
+            align="center",
+        ),
         rx.cond(
-            TaskListState.tasks.length() > 0,
-            task_list(TaskListState.tasks),
+            S.recent.length() > 0,
+            task_list(S.recent),
             rx.text("No tasks yet: submit one above.", color_scheme="gray"),
         ),
     )

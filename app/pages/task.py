@@ -1,9 +1,11 @@
-"""A task's page: status, numbers, the live conversation log, attempts and actions."""
+"""A task's page: status and numbers, progress, the live conversation, the diff, attempts, and
+the cancel / retry / follow-up actions."""
 
 from __future__ import annotations
 
 import reflex as rx
 
+from app.components.diff_view import diff_view
 from app.components.layout import page_frame
 from app.components.log_view import log_view
 from app.components.status_badge import status_badge
@@ -11,22 +13,86 @@ from app.state.task_detail import TaskDetailState as S
 
 
 def stat(label: str, value, id_: str) -> rx.Component:  # noqa: ANN001
-    return rx.vstack(rx.text(label, size="1", color_scheme="gray"),
-                     rx.text(value, size="3", weight="medium", id=id_), spacing="0")
+    return rx.vstack(
+        rx.text(label, size="1", color_scheme="gray"),
+        rx.text(value, size="3", weight="medium", id=id_),
+        spacing="0",
+        min_width="0",
+    )
+
+
+def actions() -> rx.Component:
+    t = S.task
+    return rx.hstack(
+        rx.cond(
+            (t["status"] == "queued") | (t["status"] == "running"),
+            rx.button(
+                rx.icon("square", size=14),
+                "Cancel",
+                color_scheme="red",
+                variant="soft",
+                on_click=S.cancel,
+                id="cancel-task",
+            ),
+        ),
+        rx.cond(
+            (t["status"] == "failed") | (t["status"] == "cancelled"),
+            rx.button(
+                rx.icon("rotate-ccw", size=14),
+                "Retry",
+                variant="soft",
+                on_click=S.retry,
+                id="retry-task",
+            ),
+        ),
+        spacing="2",
+    )
 
 
 def header() -> rx.Component:
     t = S.task
     return rx.vstack(
         rx.hstack(
-            rx.heading("#", t["id"], " ", t["title"], size="5", flex="1", min_width="0"),
+            rx.heading(
+                "#",
+                t["id"],
+                " ",
+                t["title"],
+                size="5",
+                flex="1",
+                min_width="0",
+                style={"overflow_wrap": "anywhere"},
+            ),
             rx.box(status_badge(t["status"], t["tone"]), id="task-status", data_status=t["status"]),
+            actions(),
             align="center",
             width="100%",
             wrap="wrap",
         ),
-        rx.cond(t["reason"] != "", rx.text(t["reason"], color_scheme="gray", size="2",
-                                           id="task-reason")),
+        rx.cond(
+            t["reason"] != "", rx.text(t["reason"], color_scheme="gray", size="2", id="task-reason")
+        ),
+        rx.cond(
+            S.max_turns > 0,
+            rx.hstack(
+                rx.text(
+                    "Turn ",
+                    S.turn,
+                    " of ",
+                    S.max_turns,
+                    size="2",
+                    id="task-progress",
+                    white_space="nowrap",
+                ),
+                rx.progress(
+                    value=S.progress_pct,
+                    width="100%",
+                    color_scheme=rx.cond(t["status"] == "running", "blue", "gray"),
+                ),
+                align="center",
+                width="100%",
+            ),
+        ),
         rx.grid(
             stat("Turns", t["turns"], "stat-turns"),
             stat("Cost", t["cost"], "stat-cost"),
@@ -38,33 +104,63 @@ def header() -> rx.Component:
             spacing="3",
             width="100%",
         ),
-        rx.text("Working in ", rx.code(t["where"]), size="1", color_scheme="gray"),
-        rx.hstack(
-            rx.cond((t["status"] == "queued") | (t["status"] == "running"),
-                    rx.button("Cancel", color_scheme="red", variant="soft", on_click=S.cancel,
-                              id="cancel-task")),
-            rx.cond((t["status"] == "failed") | (t["status"] == "cancelled"),
-                    rx.button("Retry", variant="soft", on_click=S.retry, id="retry-task")),
-            spacing="2",
+        rx.text(
+            "Working in ",
+            rx.code(t["where"]),
+            " · priority ",
+            t["priority"],
+            " · created ",
+            t["created"],
+            size="1",
+            color_scheme="gray",
+            style={"overflow_wrap": "anywhere"},
         ),
-        rx.cond(S.action_error != "", rx.text(S.action_error, color_scheme="red", size="2")),
+        rx.cond(
+            S.action_error != "",
+            rx.callout(
+                S.action_error,
+                color_scheme="red",
+                size="1",
+                icon="triangle-alert",
+                id="action-error",
+            ),
+        ),
         width="100%",
         spacing="2",
     )
 
 
 def prompt_card() -> rx.Component:
-    return rx.card(rx.text("Prompt", size="1", color_scheme="gray"),
-                   rx.text(S.task["prompt"], white_space="pre-wrap"), width="100%")
+    return rx.el.details(
+        rx.el.summary(rx.text.span("Prompt", weight="medium")),
+        rx.text(
+            S.task["prompt"], white_space="pre-wrap", size="2", style={"overflow_wrap": "anywhere"}
+        ),
+        class_name="tool-call",
+        open=True,
+        width="100%",
+    )
 
 
 def follow_up() -> rx.Component:
     return rx.cond(
-        (S.task["status"] == "succeeded") | (S.task["status"] == "failed"),
-        rx.hstack(
-            rx.input(placeholder="Follow up in the same session...", value=S.follow_up_text,
-                     on_change=S.set_follow_up_text, width="100%", id="follow-up"),
-            rx.button("Send", on_click=S.send_follow_up, id="send-follow-up"),
+        (S.task["status"] == "succeeded")
+        | (S.task["status"] == "failed")
+        | (S.task["status"] == "cancelled"),
+        rx.form(
+            rx.hstack(
+                rx.input(
+                    placeholder="Follow up in the same session...",
+                    value=S.follow_up_text,
+                    on_change=S.set_follow_up_text,
+                    width="100%",
+                    id="follow-up",
+                    name="follow_up",
+                ),
+                rx.button("Send", type="submit", id="send-follow-up"),
+                width="100%",
+            ),
+            on_submit=S.send_follow_up_form,
             width="100%",
         ),
     )
@@ -75,19 +171,47 @@ def attempts() -> rx.Component:
         S.attempts.length() > 0,
         rx.vstack(
             rx.heading("Attempts", size="3"),
-            rx.foreach(
-                S.attempts,
-                lambda a: rx.hstack(
-                    rx.text("#", a["number"], " ", a["kind"], size="2"),
-                    rx.badge(a["status"]),
-                    rx.text(a["reason"], size="1", color_scheme="gray"),
-                    rx.text(a["worker"], size="1", color_scheme="gray"),
-                    wrap="wrap",
-                    spacing="2",
+            rx.box(
+                rx.table.root(
+                    rx.table.header(
+                        rx.table.row(
+                            *[
+                                rx.table.column_header_cell(h)
+                                for h in (
+                                    "#",
+                                    "Kind",
+                                    "Status",
+                                    "Turns",
+                                    "Cost",
+                                    "Worker",
+                                    "Reason",
+                                )
+                            ]
+                        )
+                    ),
+                    rx.table.body(
+                        rx.foreach(
+                            S.attempts,
+                            lambda a: rx.table.row(
+                                rx.table.cell(a["number"]),
+                                rx.table.cell(a["kind"]),
+                                rx.table.cell(rx.badge(a["status"])),
+                                rx.table.cell(a["turns"]),
+                                rx.table.cell(a["cost"]),
+                                rx.table.cell(a["worker"]),
+                                rx.table.cell(a["reason"]),
+                                class_name="attempt-row",
+                            ),
+                        )
+                    ),
+                    size="1",
+                    width="100%",
                 ),
+                class_name="table-scroll",
             ),
             width="100%",
-            spacing="1",
+            spacing="2",
+            id="attempts",
         ),
     )
 
@@ -96,13 +220,19 @@ def task_page() -> rx.Component:
     return page_frame(
         rx.cond(
             S.not_found,
-            rx.callout("No task with that id.", icon="triangle-alert", color_scheme="red"),
+            rx.callout(
+                "No task with that id.",
+                icon="triangle-alert",
+                color_scheme="red",
+                id="task-not-found",
+            ),
             rx.vstack(
                 header(),
                 prompt_card(),
-                rx.heading("Log", size="3"),
+                rx.heading("Conversation", size="3"),
                 log_view(S.events, S.typing),
                 follow_up(),
+                rx.cond(S.diff.length() > 0, diff_view(S.diff, S.task["diffstat"])),
                 attempts(),
                 width="100%",
                 spacing="3",

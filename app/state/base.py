@@ -1,10 +1,14 @@
-"""State every page shares: demo-mode flag and a way to tell whether a tab is still open."""
+"""State every page shares: the demo-mode flag, the alert banner, and whether a tab is open."""
 
 from __future__ import annotations
+
+import asyncio
 
 import reflex as rx
 
 from app.settings import get_settings
+
+ALERT_POLL_S = 5.0
 
 
 def client_connected(token: str) -> bool:
@@ -18,7 +22,41 @@ def client_connected(token: str) -> bool:
         return True
 
 
+def read_alerts() -> list[dict[str, str]]:
+    """The firing alerts as the banner shows them (empty if Redis does not answer)."""
+    from app import alerts
+
+    try:
+        return [
+            {"alert": a["alert"], "level": a["level"], "message": a["message"]}
+            for a in alerts.active()
+        ]
+    except Exception:
+        return []
+
+
 class AppState(rx.State):
     """Shared flags shown in the frame of every page."""
 
     demo_mode: bool = get_settings().demo_mode
+    alerts: list[dict[str, str]] = []
+    watching_alerts: bool = False
+
+    @rx.event(background=True)
+    async def watch_alerts(self):
+        """Keep the alert banner current while the tab is open (one loop per tab)."""
+        async with self:
+            if self.watching_alerts:
+                return
+            self.watching_alerts = True
+            token = self.router.session.client_token
+        try:
+            while client_connected(token):
+                current = await asyncio.to_thread(read_alerts)
+                async with self:
+                    if current != self.alerts:
+                        self.alerts = current
+                await asyncio.sleep(ALERT_POLL_S)
+        finally:
+            async with self:
+                self.watching_alerts = False

@@ -6,11 +6,11 @@ import reflex as rx
 
 from app import live, service
 from app.events import TextDeltaEvent, TextEvent
-from app.presenters import event_item, task_detail
+from app.presenters import attach_result, conversation, diff_files, event_item, task_detail
 from app.schemas import FollowUpCreate, TaskEventOut
 from app.state.base import client_connected
 
-TERMINAL_REFRESH_TYPES = {"status", "result", "diff"}
+REFRESH_TYPES = {"status", "result", "diff", "progress", "init"}
 
 
 class TaskDetailState(rx.State):
@@ -26,6 +26,14 @@ class TaskDetailState(rx.State):
     follow_up_text: str = ""
     action_error: str = ""
     follower: int = 0
+    turn: int = 0
+    max_turns: int = 0
+    diff: list[dict[str, str]] = []
+
+    @rx.var
+    def progress_pct(self) -> int:
+        """Turns used, in percent of the task's max turns."""
+        return min(100, int(100 * self.turn / self.max_turns)) if self.max_turns else 0
 
     def _task_id_from_url(self) -> int:
         path = str(self.router.url.path).rstrip("/")
@@ -36,11 +44,16 @@ class TaskDetailState(rx.State):
 
     def _refresh_task(self) -> None:
         try:
-            self.task = task_detail(service.get_task(self.task_id))
-            self.not_found = False
+            task = service.get_task(self.task_id)
         except service.TaskNotFound:
-            self.task, self.not_found = {}, True
+            self.task, self.not_found, self.diff = {}, True, []
             return
+        self.task = task_detail(task)
+        self.not_found = False
+        self.max_turns = self.max_turns or task.max_turns
+        self.turn = max(self.turn, task.num_turns) if task.status == "running" else task.num_turns
+        diff = service.get_task_diff(self.task_id) if task.files_changed else None
+        self.diff = diff_files(diff) if diff else []
         self.attempts = [
             {
                 "number": str(a.number),
@@ -59,11 +72,18 @@ class TaskDetailState(rx.State):
         """Page load: the stored history, then follow the live stream from where it ends."""
         self.task_id = self._task_id_from_url()
         self.events, self.typing, self.action_error = [], "", ""
+        self.turn, self.max_turns = 0, 0
         self._refresh_task()
         if self.not_found:
             return
         stored = service.list_events(self.task_id, limit=5000)
-        self.events = [event_item(e) for e in stored]
+        self.events = conversation(stored)
+        for event in stored:
+            if event.type == "progress":
+                self.turn = int(event.data.get("turn") or 0)
+                self.max_turns = int(event.data.get("max_turns") or self.max_turns)
+        if self.task.get("status") != "running":  # finished: the stored count is the truth
+            self.turn = int(self.task.get("turns", "0/0").split("/")[0])
         self.last_stream_id = stored[-1].stream_id if stored else "0"
         self.follower += 1
         return TaskDetailState.follow
@@ -96,8 +116,11 @@ class TaskDetailState(rx.State):
                         ts=event.ts,
                         data=event.model_dump(exclude={"type", "ts", "attempt"}),
                     )
-                    self.events.append(event_item(item))
-                    refresh = refresh or event.type in TERMINAL_REFRESH_TYPES
+                    if event.type == "progress":
+                        self.turn, self.max_turns = event.turn, event.max_turns
+                    elif event.type != "tool_result" or not attach_result(self.events, item):
+                        self.events.append(event_item(item))
+                    refresh = refresh or event.type in REFRESH_TYPES
                 self.last_stream_id = after
                 if refresh:
                     self._refresh_task()
@@ -123,6 +146,11 @@ class TaskDetailState(rx.State):
         self.follow_up_text = value
 
     @rx.event
+    def send_follow_up_form(self, form: dict):
+        """The follow-up form was submitted (Enter in its field or the Send button)."""
+        return TaskDetailState.send_follow_up
+
+    @rx.event
     def send_follow_up(self):
         try:
             service.follow_up(self.task_id, FollowUpCreate(prompt=self.follow_up_text))
@@ -130,7 +158,8 @@ class TaskDetailState(rx.State):
             self.action_error = str(exc)
             return
         except ValueError as exc:
-            self.action_error = "write a follow-up prompt first" if "prompt" in str(exc) else str(exc)
+            message = str(exc)
+            self.action_error = "write a follow-up prompt first" if "prompt" in message else message
             return
         self.follow_up_text = ""
         self.action_error = ""

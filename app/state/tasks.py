@@ -1,59 +1,186 @@
-"""State of the dashboard: the new-task form and the live task list with counts."""
+"""State of the task list page: server-side filters, sort, keyset pages, bulk cancel / retry.
+
+Filtering and paging happen in the database (`service.browse_tasks`): the browser only ever
+holds one page. A background event per open tab reloads the page it shows when any task changes
+status (the global status stream), coalescing bursts.
+"""
 
 from __future__ import annotations
 
 import asyncio
 
 import reflex as rx
-from pydantic import ValidationError
 
 from app import live, service
+from app.models import TaskStatus
 from app.presenters import task_row
-from app.schemas import TaskCreate
+from app.queue import PRIORITIES
 from app.state.base import client_connected
 
-FORM_FIELDS = ("prompt", "cwd", "repo", "model", "max_turns", "priority")
-LIST_SIZE = 50
+ALL = "all"
+PAGE_SIZES = ["25", "50", "100"]
 
 
 class TaskListState(rx.State):
-    """The live task list (fed by the global status stream) and the submit form."""
+    """Filters, the current page of tasks and the selection for bulk actions."""
 
     tasks: list[dict[str, str]] = []
-    counts: dict[str, int] = {}
-    status_filter: str = "all"
+    total: int = 0
+    status_filter: str = ALL
+    queue_filter: str = ALL
+    repo_filter: str = ALL
     search: str = ""
-    errors: dict[str, str] = {}
-    form_error: str = ""
-    submitting: bool = False
+    sort: str = "newest"
+    page_size: str = "25"
+    cursors: list[str] = [""]  # cursor of each page seen so far; the last is the current page
+    next_cursor: str = ""
+    repos: list[str] = []
+    selected: list[str] = []
+    bulk_message: str = ""
     following: bool = False
 
+    @rx.var
+    def page(self) -> int:
+        """The current page number, from 1."""
+        return len(self.cursors)
+
+    @rx.var
+    def pages(self) -> int:
+        """How many pages the filtered list has."""
+        size = int(self.page_size)
+        return max(1, (self.total + size - 1) // size)
+
+    @rx.var
+    def all_selected(self) -> bool:
+        """Whether every task of the page is selected."""
+        return bool(self.tasks) and all(t["id"] in self.selected for t in self.tasks)
+
     def _reload(self) -> None:
-        status = None if self.status_filter == "all" else self.status_filter
-        page = service.list_tasks(status=status, text=self.search or None, limit=LIST_SIZE)
+        page = service.browse_tasks(
+            status=None if self.status_filter == ALL else self.status_filter,
+            priority=None if self.queue_filter == ALL else self.queue_filter,
+            repo=None if self.repo_filter == ALL else self.repo_filter,
+            text=self.search or None,
+            sort=self.sort,
+            limit=int(self.page_size),
+            cursor=self.cursors[-1] or None,
+        )
         self.tasks = [task_row(task) for task in page.items]
-        self.counts = service.count_by_status()
+        self.total = page.total or 0
+        self.next_cursor = page.next_cursor or ""
+        if not self.tasks and len(self.cursors) > 1:  # the page emptied (filters, deletions)
+            self.cursors = [""]
+            self._reload()
+
+    def _restart(self) -> None:
+        self.cursors = [""]
+        self.selected = []
+        self._reload()
 
     @rx.event
     def load(self):
-        """Page load: fill the list and start following status changes."""
-        self._reload()
+        """Page load: filters from the URL (?status=failed&queue=high&q=...), the first page."""
+        params = self.router.url.query_parameters
+        status = params.get("status", ALL)
+        self.status_filter = status if status in TaskStatus.ALL else ALL
+        queue = params.get("queue", ALL)
+        self.queue_filter = queue if queue in PRIORITIES else ALL
+        self.search = params.get("q", "")
+        self.repos = service.task_repos()
+        self.bulk_message = ""
+        self._restart()
         if not self.following:
             return TaskListState.follow
 
     @rx.event
     def set_status_filter(self, value: str):
         self.status_filter = value
-        self._reload()
+        self._restart()
+
+    @rx.event
+    def set_queue_filter(self, value: str):
+        self.queue_filter = value
+        self._restart()
+
+    @rx.event
+    def set_repo_filter(self, value: str):
+        self.repo_filter = value
+        self._restart()
 
     @rx.event
     def set_search(self, value: str):
-        self.search = value
+        self.search = value.strip()
+        self._restart()
+
+    @rx.event
+    def set_sort(self, value: str):
+        self.sort = value if value in service.TASK_SORTS else "newest"
+        self._restart()
+
+    @rx.event
+    def set_page_size(self, value: str):
+        self.page_size = value if value in PAGE_SIZES else "25"
+        self._restart()
+
+    @rx.event
+    def next_page(self):
+        if self.next_cursor:
+            self.cursors.append(self.next_cursor)
+            self._reload()
+
+    @rx.event
+    def prev_page(self):
+        if len(self.cursors) > 1:
+            self.cursors.pop()
+            self._reload()
+
+    @rx.event
+    def first_page(self):
+        self.cursors = [""]
         self._reload()
+
+    @rx.event
+    def toggle(self, task_id: str, checked: bool):
+        if checked and task_id not in self.selected:
+            self.selected.append(task_id)
+        elif not checked and task_id in self.selected:
+            self.selected.remove(task_id)
+
+    @rx.event
+    def toggle_all(self, checked: bool):
+        page_ids = [t["id"] for t in self.tasks]
+        if checked:
+            self.selected = list(dict.fromkeys(self.selected + page_ids))
+        else:
+            self.selected = [i for i in self.selected if i not in page_ids]
+
+    @rx.event
+    def clear_selection(self):
+        self.selected = []
+
+    def _bulk(self, action, verb: str, ok: str) -> None:  # noqa: ANN001
+        results = action([int(i) for i in self.selected])
+        done = sum(1 for result in results.values() if result == ok)
+        skipped = len(results) - done
+        self.bulk_message = f"{verb} {done} task(s)" + (
+            f"; {skipped} skipped (not in a state that allows it)" if skipped else ""
+        )
+        self.selected = []
+        self._reload()
+
+    @rx.event
+    def bulk_cancel(self):
+        """Cancel the selected tasks that are queued or running."""
+        self._bulk(service.bulk_cancel, "cancelled", TaskStatus.CANCELLED)
+
+    @rx.event
+    def bulk_retry(self):
+        """Retry the selected tasks that failed or were cancelled."""
+        self._bulk(service.bulk_retry, "retried", TaskStatus.QUEUED)
 
     @rx.event(background=True)
     async def follow(self):
-        """Refresh the list whenever any task changes status, while the tab is open."""
+        """Reload the shown page whenever a task changes status, while the tab is on this page."""
         async with self:
             if self.following:
                 return
@@ -62,48 +189,16 @@ class TaskListState(rx.State):
         after = await asyncio.to_thread(live.last_global_id)
         try:
             while client_connected(token):
+                async with self:
+                    if self.router.url.path.rstrip("/") != "/tasks":
+                        return
                 entries = await live.aread_global(after, 1000)
                 if not entries:
                     continue
                 after = entries[-1][0]
+                await asyncio.sleep(0.2)  # coalesce bursts of changes
                 async with self:
                     self._reload()
-                await asyncio.sleep(0.05)  # coalesce bursts of changes
         finally:
             async with self:
                 self.following = False
-
-    @rx.event
-    def submit(self, form: dict):
-        """Validate the form; store and enqueue the task; open its page."""
-        self.errors = {}
-        self.form_error = ""
-        data = {key: (form.get(key) or "").strip() for key in FORM_FIELDS}
-        payload = {k: v for k, v in data.items() if v or k == "prompt"}
-        try:
-            task_in = TaskCreate.model_validate(payload)
-        except ValidationError as exc:
-            self.errors = form_errors(exc)
-            if not self.errors:
-                self.form_error = "the task is not valid"
-            return
-        try:
-            task = service.create_task(task_in)
-        except service.QueueUnavailable as exc:
-            self.form_error = str(exc)
-            return
-        self._reload()
-        return rx.redirect(f"/tasks/{task.id}")
-
-
-def form_errors(exc: ValidationError) -> dict[str, str]:
-    """Pydantic errors as {field: message} for the form."""
-    errors: dict[str, str] = {}
-    for error in exc.errors():
-        field = str(error["loc"][0]) if error["loc"] else "form"
-        message = error["msg"].removeprefix("Value error, ")
-        if error["type"] == "int_parsing":
-            message = "enter a whole number"
-        errors.setdefault(field, message)
-    return errors
-

@@ -1,0 +1,126 @@
+"""The dashboard's plotly charts: figure builders (pure plotly) and the card that shows one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import plotly.graph_objects as go
+import reflex as rx
+
+OUTCOME_COLORS = {"succeeded": "#30a46c", "failed": "#e5484d", "cancelled": "#f76b15"}
+CONFIG = {"displayModeBar": False, "responsive": True}
+
+
+def _layout(fig: go.Figure, **extra: Any) -> go.Figure:
+    extra["xaxis"] = {"automargin": True, **extra.get("xaxis", {})}
+    extra["yaxis"] = {"rangemode": "nonnegative", "automargin": True, **extra.get("yaxis", {})}
+    fig.update_layout(
+        height=260,
+        margin={"l": 40, "r": 10, "t": 10, "b": 40},
+        paper_bgcolor="rgba(0,0,0,0)",
+        plot_bgcolor="rgba(0,0,0,0)",
+        legend={"orientation": "h", "y": -0.25, "x": 0},
+        autosize=True,
+        font={"size": 11},
+        **extra,
+    )
+    return fig
+
+
+def finished_figure(data: dict[str, list]) -> go.Figure:
+    """Tasks finished per hour, stacked by outcome."""
+    fig = go.Figure(
+        [
+            go.Bar(name=outcome, x=data["hours"], y=data[outcome], marker_color=color)
+            for outcome, color in OUTCOME_COLORS.items()
+        ]
+    )
+    return _layout(
+        fig, barmode="stack", xaxis={"type": "category", "automargin": True, "nticks": 12}
+    )
+
+
+def duration_figure(data: dict[str, list]) -> go.Figure:
+    """How long finished tasks took, in buckets."""
+    fig = go.Figure(
+        [go.Bar(x=data["labels"], y=data["counts"], marker_color="#3e63dd", name="tasks")]
+    )
+    return _layout(fig)
+
+
+def cost_figure(data: dict[str, list]) -> go.Figure:
+    """Cost (bars, left axis) and tokens (line, right axis) per day."""
+    days = [d[5:] for d in data["days"]]
+    fig = go.Figure(
+        [
+            go.Bar(x=days, y=data["cost"], name="cost (USD)", marker_color="#8e4ec6"),
+            go.Scatter(
+                x=days,
+                y=data["tokens"],
+                name="tokens",
+                yaxis="y2",
+                mode="lines+markers",
+                line={"color": "#12a594"},
+            ),
+        ]
+    )
+    return _layout(
+        fig,
+        xaxis={"type": "category", "automargin": True},
+        yaxis2={"overlaying": "y", "side": "right", "showgrid": False, "rangemode": "nonnegative"},
+    )
+
+
+def depth_figure(data: dict[str, list]) -> go.Figure:
+    """Queued and running jobs, and live workers, over time (from the metric samples)."""
+    fig = go.Figure(
+        [
+            go.Scatter(
+                x=data["ts"],
+                y=data["queued"],
+                name="queued",
+                mode="lines",
+                line={"shape": "hv", "color": "#f76b15"},
+            ),
+            go.Scatter(
+                x=data["ts"],
+                y=data["running"],
+                name="running",
+                mode="lines",
+                line={"shape": "hv", "color": "#3e63dd"},
+            ),
+            go.Scatter(
+                x=data["ts"],
+                y=data["workers"],
+                name="workers",
+                mode="lines",
+                line={"shape": "hv", "dash": "dot", "color": "#8d8d8d"},
+            ),
+        ]
+    )
+    return _layout(fig)
+
+
+def chart_card(title: str, figure, chart_id: str) -> rx.Component:  # noqa: ANN001
+    """A titled card holding one chart that follows its container's width."""
+    return rx.card(
+        rx.vstack(
+            rx.text(title, size="2", weight="medium"),
+            rx.box(
+                rx.plotly(
+                    data=figure,
+                    config=CONFIG,
+                    use_resize_handler=True,
+                    style={"width": "100%", "height": "260px"},
+                ),
+                width="100%",
+                min_width="0",
+            ),
+            spacing="2",
+            width="100%",
+        ),
+        id=chart_id,
+        class_name="chart-card",
+        width="100%",
+        min_width="0",
+    )

@@ -1,0 +1,122 @@
+"""State of the dashboard: counts, running tasks with progress, recent tasks and the charts.
+
+A background event per open tab follows the global status stream (`taskdeck:events`): a status
+change refreshes counts, running and recent tasks at once (bursts coalesced); the charts and the
+running tasks' progress refresh every few seconds. Nothing else is read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import plotly.graph_objects as go
+import reflex as rx
+
+from app import live, metrics, service
+from app.components import charts
+from app.presenters import duration, task_row
+from app.state.base import client_connected
+
+CHART_EVERY_S = 5.0
+PROGRESS_EVERY_S = 2.0
+RECENT = 8
+
+
+def _running_rows() -> list[dict[str, str]]:
+    rows = []
+    for item in metrics.running_tasks():
+        task, turn, max_turns = item["task"], item["turn"], item["max_turns"]
+        started = task.started_at.timestamp() if task.started_at else time.time()
+        rows.append(
+            {
+                **task_row(task),
+                "turn": str(turn),
+                "max_turns": str(max_turns),
+                "pct": str(min(100, int(100 * turn / max_turns)) if max_turns else 0),
+                "elapsed": duration(int(max(0.0, time.time() - started) * 1000)),
+            }
+        )
+    return rows
+
+
+def task_values() -> dict:
+    """Counts, recent tasks and running tasks, ready for the state."""
+    return {
+        "counts": service.count_by_status(),
+        "recent": [task_row(t) for t in service.list_tasks(limit=RECENT).items],
+        "running": _running_rows(),
+    }
+
+
+def chart_values() -> dict:
+    """The four chart figures, ready for the state."""
+    return {
+        "finished_fig": charts.finished_figure(metrics.finished_per_hour()),
+        "duration_fig": charts.duration_figure(metrics.duration_distribution()),
+        "cost_fig": charts.cost_figure(metrics.cost_tokens_per_day()),
+        "depth_fig": charts.depth_figure(metrics.queue_depth_series()),
+    }
+
+
+class DashboardState(rx.State):
+    """What the dashboard shows; refreshed live by `follow`."""
+
+    counts: dict[str, int] = {}
+    running: list[dict[str, str]] = []
+    recent: list[dict[str, str]] = []
+    finished_fig: go.Figure = go.Figure()
+    duration_fig: go.Figure = go.Figure()
+    cost_fig: go.Figure = go.Figure()
+    depth_fig: go.Figure = go.Figure()
+    following: bool = False
+
+    def _apply(self, values: dict) -> None:
+        for name, value in values.items():
+            setattr(self, name, value)
+
+    @rx.event
+    def load(self):
+        """Page load: everything once, then follow the status stream."""
+        self._apply(task_values())
+        self._apply(chart_values())
+        if not self.following:
+            return DashboardState.follow
+
+    @rx.event(background=True)
+    async def follow(self):
+        """Refresh on every status change and every few seconds, while the tab shows the page."""
+        async with self:
+            if self.following:
+                return
+            self.following = True
+            token = self.router.session.client_token
+        after = await asyncio.to_thread(live.last_global_id)
+        last_chart = last_progress = time.monotonic()
+        try:
+            while client_connected(token):
+                async with self:
+                    if self.router.url.path.rstrip("/") != "":
+                        return  # the tab went to another page
+                entries = await live.aread_global(after, 1000)
+                now = time.monotonic()
+                if entries:
+                    after = entries[-1][0]
+                    await asyncio.sleep(0.05)  # coalesce a burst of changes into one refresh
+                    values = await asyncio.to_thread(task_values)
+                    async with self:
+                        self._apply(values)
+                    last_progress = now
+                elif now - last_progress >= PROGRESS_EVERY_S:
+                    rows = await asyncio.to_thread(_running_rows)
+                    async with self:
+                        self.running = rows
+                    last_progress = now
+                if now - last_chart >= CHART_EVERY_S:
+                    values = await asyncio.to_thread(chart_values)
+                    async with self:
+                        self._apply(values)
+                    last_chart = now
+        finally:
+            async with self:
+                self.following = False
