@@ -274,6 +274,12 @@ class TaskLock:
         self.redis.eval(_RELEASE, 1, self.key, self.token)
 
     @classmethod
+    def break_for(cls, task_id: int, connection: Redis | None = None) -> None:
+        """Drop a task's lease whoever holds it: only once its holder is known dead (a stopped
+        job's work horse was killed), so the next run need not wait for the lease to lapse."""
+        (connection or get_redis()).delete(cls.key_for(task_id))
+
+    @classmethod
     def is_held(cls, task_id: int, connection: Redis | None = None) -> bool:
         """Whether some run holds the task's lease right now."""
         return bool((connection or get_redis()).exists(cls.key_for(task_id)))

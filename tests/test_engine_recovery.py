@@ -37,9 +37,14 @@ def _alive(pid: int) -> bool:
 
 def _kill_worker_mid_run(task_id: int) -> tuple[float, int]:
     """SIGKILL the worker running the task once claude streams; returns (when, claude pid)."""
-    wait_until(lambda: any(e.type == "text_delta" or e.type == "init"
-                           for e in service.list_events(task_id)) or _claude_pid(task_id),
-               60, message="claude to start")
+    wait_until(
+        lambda: (
+            any(e.type == "text_delta" or e.type == "init" for e in service.list_events(task_id))
+            or _claude_pid(task_id)
+        ),
+        60,
+        message="claude to start",
+    )
     worker = wait_until(lambda: _worker_running(task_id), 30, message="the worker of the task")
     claude = wait_until(lambda: _claude_pid(task_id), 30, message="claude's pid")
     os.kill(worker.pid, signal.SIGKILL)
@@ -69,7 +74,9 @@ def test_a_worker_killed_mid_task_is_detected_and_the_task_retried(env, pool):
     # Within 60 s the lost attempt is closed as "worker lost" and the task goes on.
     wait_until(
         lambda: (a := service.list_attempts(task.id)) and a[0].status == "failed",
-        60, interval=0.2, message="the lost attempt to be closed",
+        60,
+        interval=0.2,
+        message="the lost attempt to be closed",
     )
     assert time.monotonic() - killed_at < 60
     first = service.list_attempts(task.id)[0]

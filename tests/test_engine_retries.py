@@ -58,7 +58,13 @@ def test_overloaded_model_is_retried_with_backoff_then_fails_after_max_attempts(
     ]
     assert gaps[0] >= 0.9 and gaps[1] >= 1.9, gaps
     assert _statuses(task.id) == [
-        "queued", "running", "queued", "running", "queued", "running", "failed",
+        "queued",
+        "running",
+        "queued",
+        "running",
+        "queued",
+        "running",
+        "failed",
     ]
     # Each attempt has its own events, the error result included.
     for number in (1, 2, 3):

@@ -313,6 +313,7 @@ def on_job_stopped(job, connection) -> None:  # noqa: ANN001
     if task_id is None:
         return
     kill_leftover_group(task_id)
+    TaskLock.break_for(task_id)  # its work horse is dead: no run holds the lease any more
     service.close_open_attempts(task_id, TaskStatus.CANCELLED, "cancelled by user")
     if service.transition(
         task_id,
