@@ -1,42 +1,213 @@
-"""`python -m worker`: a pool of RQ worker processes (with RQ's scheduler) plus the reconciler.
+"""`python -m worker`: a pool of RQ worker processes, plus the engine's housekeeping.
 
-Each worker names itself host.pid, serves the high, default and low queues in that order, beats
-its heartbeat every few seconds (short worker TTL) so a dead worker's job is found and retried.
+Each worker (TaskdeckWorker) names itself host.pid, serves the high, default and low queues in
+that order, skips paused queues, and beats its heartbeat every `job_monitoring_interval_s` while a
+job runs, so the job of a worker killed with SIGKILL is found abandoned (and retried or failed,
+"worker lost") within `job_monitoring_interval_s + heartbeat_grace_s + maintenance_interval_s`.
+Its work horse dies with it (PR_SET_PDEATHSIG), so a lost worker never leaves a run behind.
+
+The pool process itself runs, on every host, under Redis locks so one host does each at a time:
+RQ's scheduler (delayed retries), RQ's registry maintenance (abandoned jobs), the reconciler
+(worker/reconcile.py), the schedules (worker/scheduler.py) and the metrics sampler.
 SIGTERM or SIGINT stops the pool: each worker finishes (warm shutdown) or hands back its job.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import logging
 import multiprocessing
 import os
 import signal
-import socket
 import time
+from collections.abc import Callable
+
+import redis as redis_lib
+from rq import Worker
+from rq.exceptions import DequeueTimeout
+from rq.registry import clean_registries
+from rq.worker import WorkerStatus
+from rq.worker_registration import clean_worker_registry
 
 from app.settings import get_settings
+from worker.graceful import GracefulShutdown, worker_name
 
 log = logging.getLogger("taskdeck.worker")
-RECONCILE_EVERY_S = 15
+PAUSE_POLL_S = 2  # a worker re-reads the paused queues at least this often while idle
+MAINTENANCE_LOCK = "taskdeck:maintenance:lock"
+PR_SET_PDEATHSIG = 1
+
+
+def clean_queues(connection: redis_lib.Redis, worker: Worker | None = None) -> bool:
+    """RQ's registry maintenance of our queues (abandoned jobs are retried or failed here),
+    by one process at a time; the lock is short so a holder killed mid-way blocks no one long.
+    """
+    from app.queue import all_queues
+
+    ttl = max(10, 2 * get_settings().maintenance_interval_s)
+    if not connection.set(MAINTENANCE_LOCK, os.getpid(), nx=True, ex=ttl):
+        return False
+    try:
+        for queue in all_queues(connection):
+            clean_registries(queue, worker._exc_handlers if worker else None)
+            clean_worker_registry(queue)
+            if worker is not None:
+                queue.intermediate_queue.cleanup(worker, queue)
+    finally:
+        connection.delete(MAINTENANCE_LOCK)
+    return True
+
+
+class TaskdeckWorker(GracefulShutdown, Worker):
+    """RQ's fork worker with three changes: paused queues are skipped, the work horse dies with
+    its worker, and a running job's heartbeat lapses `heartbeat_grace_s` after the worker died
+    (RQ's default is 60 s on top of the monitoring interval)."""
+
+    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+        super().__init__(*args, **kwargs)
+        self._worker_pid = os.getpid()
+
+    def get_heartbeat_ttl(self, job, working_time: float = 0.0) -> int:  # noqa: ANN001
+        grace = get_settings().heartbeat_grace_s
+        interval = self.job_monitoring_interval
+        if job.timeout and job.timeout > 0:
+            interval = min(job.timeout - working_time, interval)
+        return int(interval) + grace
+
+    def main_work_horse(self, job, queue) -> None:  # noqa: ANN001
+        # The horse runs the job; if its worker is SIGKILLed it must not go on unsupervised
+        # (nobody would beat its heartbeat, and a retry would run beside it).
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        except OSError:
+            log.warning("could not tie the work horse to its worker (prctl)")
+        if os.getppid() != self._worker_pid:  # the worker died before prctl took effect
+            os._exit(1)
+        super().main_work_horse(job, queue)
+
+    def clean_registries(self) -> None:
+        clean_queues(self.connection, self)
+        self.last_cleaned_at = _utcnow()
+
+    def dequeue_job_and_maintain_ttl(self, timeout: int | None, max_idle_time: int | None = None):  # noqa: ANN201
+        """RQ's dequeue loop, re-reading the paused queues every PAUSE_POLL_S seconds."""
+        from app.queue import paused_queue_names
+
+        self.set_state(WorkerStatus.IDLE)
+        self.procline("Listening on " + ",".join(self.queue_names()))
+        wait_s = 1.0
+        while True:
+            try:
+                self.heartbeat()
+                if self.should_run_maintenance_tasks:
+                    self.run_maintenance_tasks()
+                paused = paused_queue_names(self.connection)
+                open_queues = [q for q in self._ordered_queues if q.name not in paused]
+                if not open_queues:
+                    if timeout is None:  # burst: nothing to do
+                        return None
+                    time.sleep(PAUSE_POLL_S)
+                    continue
+                block = None if timeout is None else max(1, min(timeout, PAUSE_POLL_S))
+                result = self.queue_class.dequeue_any(
+                    open_queues,
+                    block,
+                    connection=self.connection,
+                    job_class=self.job_class,
+                    serializer=self.serializer,
+                    death_penalty_class=self.death_penalty_class,
+                )
+                if result is None:
+                    return None
+                job, queue = result
+                if queue.name in paused_queue_names(self.connection):  # paused meanwhile
+                    queue.push_job_id(job.id, at_front=True)
+                    queue.intermediate_queue.remove(job.id)
+                    continue
+                job.redis_server_version = self.get_redis_server_version()
+                self.log.info("Worker %s: %s: %s", self.name, queue.name, job.id)
+                self.heartbeat()
+                return job, queue
+            except DequeueTimeout:
+                continue
+            except (redis_lib.exceptions.ConnectionError, redis_lib.exceptions.TimeoutError) as exc:
+                self.log.error(
+                    "Worker %s: Redis unreachable (%s), retrying in %.0fs", self.name, exc, wait_s
+                )
+                time.sleep(wait_s)
+                wait_s = min(wait_s * 2, 30.0)
+
+
+def _utcnow():  # noqa: ANN202
+    from rq.utils import now
+
+    return now()
 
 
 def run_one_worker(burst: bool) -> None:
     """Body of one worker process."""
-    from rq import Worker
-
+    from app.db import get_engine
     from app.queue import all_queues, get_redis
 
     settings = get_settings()
     os.setpgid(0, 0)  # own group: a signal to the pool's terminal does not hit it twice
-    worker = Worker(
+    get_engine().dispose(close=False)  # never share the pool process's database connections
+    worker = TaskdeckWorker(
         all_queues(get_redis()),
         connection=get_redis(),
-        name=f"{socket.gethostname()}.{os.getpid()}",
+        name=worker_name(),  # host.pid; TASKDECK_WORKER_HOST names the host
         worker_ttl=settings.worker_ttl_s,
         maintenance_interval=settings.maintenance_interval_s,
+        job_monitoring_interval=settings.job_monitoring_interval_s,
     )
-    worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
+    worker.work(burst=burst, with_scheduler=False, logging_level="INFO")
+
+
+class Every:
+    """Runs a housekeeping step every `interval_s` seconds; a failure is logged, never raised."""
+
+    def __init__(self, name: str, interval_s: float, step: Callable[[], object]) -> None:
+        self.name, self.interval_s, self.step = name, interval_s, step
+        self.last = 0.0
+
+    def __call__(self) -> None:
+        if time.monotonic() - self.last < self.interval_s:
+            return
+        self.last = time.monotonic()
+        try:
+            self.step()
+        except Exception:  # Redis or the database away for a moment: next round
+            log.warning("%s failed", self.name, exc_info=True)
+
+
+def housekeeping() -> list[Every]:
+    """The pool's periodic steps (each takes its own lock, so several hosts can run them)."""
+    from rq.scheduler import RQScheduler
+
+    from app import metrics
+    from app.queue import all_queues, get_redis
+    from worker.reconcile import reconcile_once
+    from worker.scheduler import fire_due_schedules
+
+    settings = get_settings()
+    rq_scheduler = RQScheduler(all_queues(get_redis()), connection=get_redis())
+
+    def delayed_jobs() -> None:  # RQ's scheduler: retries waiting for their backoff
+        if rq_scheduler.acquire_locks():
+            rq_scheduler.enqueue_scheduled_jobs()
+
+    return [
+        Every("rq scheduler", 1.0, delayed_jobs),
+        Every(
+            "registry maintenance",
+            settings.maintenance_interval_s,
+            lambda: clean_queues(get_redis()),
+        ),
+        Every("reconciler", settings.reconcile_interval_s, reconcile_once),
+        Every("schedules", settings.schedule_tick_s, fire_due_schedules),
+        Every("metrics", 1.0, metrics.tick),
+    ]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -77,9 +248,9 @@ def main(argv: list[str] | None = None) -> None:
         reconcile_once()
     except Exception:
         log.exception("reconciler failed at start")
+    steps = housekeeping()
     processes.extend(spawn() for _ in range(count))
     log.info("worker pool of %d started (pid %d)", count, os.getpid())
-    last_reconcile = time.monotonic()
     while True:
         alive = [p for p in processes if p.is_alive()]
         if stopping or args.burst:
@@ -88,16 +259,13 @@ def main(argv: list[str] | None = None) -> None:
         else:
             for index, process in enumerate(processes):
                 if not process.is_alive():
-                    log.warning("worker %s exited (%s): starting another", process.pid,
-                                process.exitcode)
+                    log.warning(
+                        "worker %s exited (%s): starting another", process.pid, process.exitcode
+                    )
                     processes[index] = spawn()
-            if time.monotonic() - last_reconcile > RECONCILE_EVERY_S:
-                last_reconcile = time.monotonic()
-                try:
-                    reconcile_once()
-                except Exception:
-                    log.exception("reconciler failed")
-        time.sleep(0.5)
+            for step in steps:
+                step()
+        time.sleep(0.25)
     log.info("worker pool stopped")
 
 
