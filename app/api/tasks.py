@@ -5,10 +5,21 @@ events (paged history and a live Server-Sent Events stream). Thin: every route c
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, HTTPException, Path, Query, Request, Response, status
+from fastapi import (
+    APIRouter,
+    Depends,
+    Header,
+    HTTPException,
+    Path,
+    Query,
+    Request,
+    Response,
+    status,
+)
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -138,24 +149,33 @@ def task_events(
     return Page[TaskEventOut](items=items, next_cursor=next_cursor)
 
 
+def existing_task(task_id: TaskId, _: Reader) -> TaskOut:
+    """The task of the path, or 404 (as a dependency: checked before a stream starts)."""
+    return _act(task_id, lambda: service.get_task(task_id))
+
+
 @router.get("/tasks/{task_id}/events/stream", response_class=EventSourceResponse)
 async def stream_events(
     task_id: TaskId,
     request: Request,
-    _: Reader,
+    task: Annotated[TaskOut, Depends(existing_task)],
     after: Annotated[str | None, Query(pattern=STREAM_ID)] = None,
     last_event_id: Annotated[str | None, Header(pattern=STREAM_ID)] = None,
+    max_s: Annotated[
+        float | None, Query(gt=0, le=86_400, description="Close the stream after this long.")
+    ] = None,
 ) -> AsyncIterator[ServerSentEvent]:
     """The task's events live, as Server-Sent Events (`id` = stream id, `event` = type).
 
     Starts after `after` / `Last-Event-ID` (default: the beginning of the live stream) and ends
-    once the task has reached a terminal status.
+    once the task has reached a terminal status (or after `max_s`: reconnect with Last-Event-ID).
     """
-    task = await asyncio.to_thread(_act, task_id, lambda: service.get_task(task_id))
     position = last_event_id or after or "0"
     finished = task.status in TaskStatus.TERMINAL
-    while not await request.is_disconnected():
-        entries = await live.aread(task_id, position, block_ms=1000)
+    deadline = time.monotonic() + max_s if max_s else float("inf")
+    while not await request.is_disconnected() and time.monotonic() < deadline:
+        block_ms = max(1, min(1000, int((deadline - time.monotonic()) * 1000)))
+        entries = await live.aread(task_id, position, block_ms=block_ms)
         for stream_id, event in entries:
             position = stream_id
             if isinstance(event, StatusEvent) and event.status in TaskStatus.TERMINAL:
