@@ -174,7 +174,7 @@ async def stream_events(
     finished = task.status in TaskStatus.TERMINAL
     deadline = time.monotonic() + max_s if max_s else float("inf")
     while not await request.is_disconnected() and time.monotonic() < deadline:
-        block_ms = max(1, min(1000, int((deadline - time.monotonic()) * 1000)))
+        block_ms = int(max(0.001, min(1.0, deadline - time.monotonic())) * 1000)
         entries = await live.aread(task_id, position, block_ms=block_ms)
         for stream_id, event in entries:
             position = stream_id
