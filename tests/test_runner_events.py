@@ -115,3 +115,20 @@ def test_unknown_stream_json_is_kept_as_raw_events(env, tmp_path, monkeypatch):
     assert outcome.result.text == "done" and outcome.session_id == "s-1"
     assert [e.type for e in events][0] == "prompt"
     assert not Path(work / "claude.pid").exists()
+
+
+def test_docs_show_a_valid_example_of_every_event_type():
+    import json
+    import re
+    from typing import get_args
+
+    from app.events import Event
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "events.md").read_text()
+    examples = [
+        parse_event(json.loads(block))
+        for block in re.findall(r"```json\n(.*?)```", text, re.DOTALL)
+    ]
+    documented = {event.type for event in examples}
+    union = get_args(get_args(Event)[0])
+    assert documented == {model.model_fields["type"].default for model in union}
