@@ -8,11 +8,13 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session, create_engine
 
 from app.settings import PROJECT_ROOT, get_settings
+
+MIGRATION_LOCK_KEY = 7_406_318  # pg_advisory_lock key of `upgrade_database`
 
 
 @lru_cache(maxsize=8)
@@ -66,7 +68,23 @@ def upgrade_database(url: str | None = None) -> None:
     from alembic import command
     from alembic.config import Config
 
+    url = url or get_settings().database_url
     config = Config(str(PROJECT_ROOT / "alembic.ini"))
     config.set_main_option("script_location", str(PROJECT_ROOT / "alembic"))
-    config.set_main_option("sqlalchemy.url", url or get_settings().database_url)
-    command.upgrade(config, "head")
+    config.set_main_option("sqlalchemy.url", url)
+    if make_url(url).get_backend_name() != "postgresql":
+        command.upgrade(config, "head")
+        return
+    # Many workers and app processes start at once against one PostgreSQL: one migrates at a
+    # time (a session-level advisory lock), the others then find the database at head.
+    with engine_for(url).connect() as conn:
+        conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+        try:
+            command.upgrade(config, "head")
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            conn.commit()
+
+
+if __name__ == "__main__":  # `python -m app.db`: migrate (the Docker image runs it before the app)
+    upgrade_database()

@@ -97,11 +97,11 @@ TEST_DB = os.environ.get("TASKDECK_TEST_DB", "sqlite")  # `make test` runs again
 
 def pytest_collection_modifyitems(config, items) -> None:  # noqa: ANN001
     """On the PostgreSQL pass (`make test` runs it after the SQLite pass), keep only the tests that
-    use a database fixture: the others do not touch the database and already ran."""
+    get their database from `database_url` (through `env`): the others do not touch the database
+    or use the PostgreSQL server directly, and already ran in the first pass."""
     if TEST_DB != "postgres":
         return
-    uses_db = {"database_url", "postgres_server"}
-    keep = [item for item in items if uses_db & set(getattr(item, "fixturenames", ()))]
+    keep = [item for item in items if "database_url" in getattr(item, "fixturenames", ())]
     dropped = [item for item in items if item not in keep]
     if dropped:
         config.hook.pytest_deselected(items=dropped)

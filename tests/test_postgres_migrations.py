@@ -114,3 +114,27 @@ def test_each_revision_downgrades_one_step(empty_database):
         command.downgrade(config, "-1")
     assert current_revision(url) is None
     assert tables(url) == set()
+
+
+def test_processes_starting_together_on_postgres_migrate_one_at_a_time(postgres_server):
+    """Workers and apps on many hosts all run `upgrade_database` at start (`python -m app.db`)."""
+    import os
+    import subprocess
+    import sys
+
+    url = postgres_server.create_database("together")
+    env = {**os.environ, "TASKDECK_DATABASE_URL": url}
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "app.db"],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        for _ in range(4)
+    ]
+    outputs = [process.communicate(timeout=120)[0].decode() for process in processes]
+    assert [process.returncode for process in processes] == [0, 0, 0, 0], outputs
+    head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+    assert current_revision(url) == head
