@@ -345,11 +345,28 @@ def browse_tasks(
     range scan (see migration 0003), so page 4,000 costs what page 1 costs. `total` counts every
     task that matches the filters.
     """
-    from sqlalchemy import tuple_
-
-    if sort not in TASK_SORTS:
-        raise ValueError(f"sort must be one of {', '.join(TASK_SORTS)}")
     limit = max(1, min(limit, 200))
+    filters = task_filters(status, priority, repo, text)
+    query = task_page_query(filters, sort, cursor).limit(limit + 1)
+    with session_scope() as session:
+        rows = list(session.exec(query))
+        total = session.exec(select(func.count()).select_from(Task).where(*filters)).one()
+    items = [TaskOut.model_validate(row) for row in rows[:limit]]
+    next_cursor = None
+    if len(rows) > limit:
+        last = items[-1]
+        key = SORT_KEYS.get(sort)
+        next_cursor = str(last.id) if key is None else f"{getattr(last, key)}:{last.id}"
+    return Page[TaskOut](items=items, total=total, next_cursor=next_cursor)
+
+
+SORT_KEYS = {"cost": "cost_usd", "duration": "duration_ms"}
+
+
+def task_filters(
+    status: str | None, priority: str | None, repo: str | None, text: str | None
+) -> list[Any]:
+    """WHERE clauses of the task list's filters."""
     filters = []
     if status:
         filters.append(col(Task.status) == status)
@@ -360,32 +377,28 @@ def browse_tasks(
     if text:
         like = f"%{text}%"
         filters.append(or_(col(Task.title).ilike(like), col(Task.prompt).ilike(like)))
-    key = {"cost": Task.cost_usd, "duration": Task.duration_ms}.get(sort)
+    return filters
+
+
+def task_page_query(filters: list[Any], sort: str, cursor: str | None) -> Any:
+    """The SELECT of one task list page after `cursor`, in `sort` order (without LIMIT)."""
+    from sqlalchemy import tuple_
+
+    if sort not in TASK_SORTS:
+        raise ValueError(f"sort must be one of {', '.join(TASK_SORTS)}")
     query = select(Task).where(*filters)
     if sort == "oldest":
         query = query.order_by(col(Task.id).asc())
-        if cursor:
-            query = query.where(col(Task.id) > int(cursor))
-    elif key is None:
+        return query.where(col(Task.id) > int(cursor)) if cursor else query
+    if sort == "newest":
         query = query.order_by(col(Task.id).desc())
-        if cursor:
-            query = query.where(col(Task.id) < int(cursor))
-    else:
-        query = query.order_by(col(key).desc(), col(Task.id).desc())
-        if cursor:
-            value, _, last_id = cursor.rpartition(":")
-            query = query.where(tuple_(key, Task.id) < (type_of(key)(value), int(last_id)))
-    with session_scope() as session:
-        rows = list(session.exec(query.limit(limit + 1)))
-        total = session.exec(select(func.count()).select_from(Task).where(*filters)).one()
-    items = [TaskOut.model_validate(row) for row in rows[:limit]]
-    next_cursor = None
-    if len(rows) > limit:
-        last = items[-1]
-        next_cursor = (
-            str(last.id) if key is None else f"{getattr(last, key.key)}:{last.id}"
-        )
-    return Page[TaskOut](items=items, total=total, next_cursor=next_cursor)
+        return query.where(col(Task.id) < int(cursor)) if cursor else query
+    key = getattr(Task, SORT_KEYS[sort])
+    query = query.order_by(col(key).desc(), col(Task.id).desc())
+    if cursor:
+        value, _, last_id = cursor.rpartition(":")
+        query = query.where(tuple_(key, Task.id) < (type_of(key)(value), int(last_id)))
+    return query
 
 
 def type_of(column: Any) -> type:
