@@ -8,6 +8,7 @@ import asyncio
 import os
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 from app import service
@@ -205,3 +206,38 @@ def test_claude_dies_with_a_sigkilled_worker(env, worker_pool, tmp_path):
     worker_pool.process.wait(10)
     wait_until(lambda: not sandbox.processes_using(project), 10, message="claude to die")
     wait_until(lambda: not sandbox.group_members(pid), 10, message="its group to be empty")
+
+
+def test_a_tool_process_orphaned_by_a_killed_run_is_killed_through_the_pid_file(tmp_path):
+    """claude dies with its worker (pdeathsig), but a tool it started does not: the pid file
+    still names the group, and the worker-lost cleanup kills the orphan with it."""
+    cli = tmp_path / "fake-claude"
+    cli.write_text("#!/bin/sh\nsleep 300 &\necho started\nexec sleep 300\n")
+    cli.chmod(0o755)
+    shim = sandbox.launch_shim(str(cli), tmp_path)
+    pid_file = tmp_path / "claude.pid"
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import subprocess, time; subprocess.Popen([{str(shim)!r}]); time.sleep(300)",
+        ],
+        env={"PATH": os.environ["PATH"], "TASKDECK_PID_FILE": str(pid_file)},
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert parent.stdout.readline().strip() == "started"
+    pgid = sandbox.read_pid(pid_file)
+    assert len(sandbox.group_members(pgid)) == 2  # the "claude" and its tool
+
+    parent.kill()  # the worker is SIGKILLed
+    parent.wait(5)
+    wait_until(lambda: not Path(f"/proc/{pgid}").exists(), 10, message="claude to die")
+    orphans = sandbox.group_members(pgid)
+    assert len(orphans) == 1  # the tool lives on, re-parented, in claude's group
+
+    assert sandbox.read_pid(pid_file) == pgid  # the leader is gone: its group id is still safe
+    assert sandbox.kill_recorded_group(pid_file, grace_s=5) == pgid
+    wait_until(lambda: not sandbox.group_members(pgid), 10, message="the orphan to die")
+    assert not sandbox.processes_using(tmp_path)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import tempfile
 import time
 import uuid
@@ -440,6 +441,13 @@ async def run_claude(spec: RunSpec, emit: Callable[[Event], None], attempt: int 
         return not breaks
 
     emit(PromptEvent(attempt=attempt, text=spec.prompt, resume=spec.resume))
+    binary = sandbox.claude_binary()
+    if not os.access(binary, os.X_OK) or not Path(binary).is_file():
+        # Checked here: behind the shim, the SDK would only see a process that exits at once.
+        message = f"claude CLI not found (or not executable): {binary}"
+        outcome.error = ErrorEvent(attempt=attempt, kind="cli_not_found", message=message)
+        emit(outcome.error)
+        return outcome
     try:
         cwd = prepare_cwd(spec)
     except workspace.WorkspaceError as exc:
@@ -478,9 +486,9 @@ async def run_claude(spec: RunSpec, emit: Callable[[Event], None], attempt: int 
                 outcome.error = ErrorEvent(attempt=attempt, kind="cli_failed", message=message)
         except (ClaudeSDKError, OSError) as exc:
             if outcome.result is None:
-                outcome.error = ErrorEvent(
-                    attempt=attempt, kind="cli_failed", message=f"{type(exc).__name__}: {exc}"
-                )
+                tail = " | ".join(outcome.stderr_tail[-5:])
+                message = f"{type(exc).__name__}: {exc}" + (f": {tail}" if tail else "")
+                outcome.error = ErrorEvent(attempt=attempt, kind="cli_failed", message=message)
         finally:
             # Shielded: a second cancel must not stop the cleanup half-way.
             await asyncio.shield(_close(stream, pid_file, outcome))
