@@ -7,10 +7,12 @@ import reflex as rx
 from app import metrics
 from app.api import create_api
 from app.pages.dashboard import dashboard
+from app.pages.login import login_page
 from app.pages.new_task import new_task_page
 from app.pages.system import health_page, queues_page
 from app.pages.task import task_page
 from app.pages.tasks import tasks_page
+from app.state.auth import AuthGuard
 from app.state.dashboard import DashboardState
 from app.state.new_task import NewTaskState
 from app.state.system import HealthState, QueuesState
@@ -21,6 +23,8 @@ app = rx.App(
     stylesheets=["/taskdeck.css"],
     api_transformer=create_api(),
 )
+app.add_middleware(AuthGuard())  # every page event needs a session; viewers cannot write
+app.add_page(login_page, route="/login", title="Sign in | Taskdeck")
 app.add_page(
     task_page, route="/tasks/[task_id]", title="Task | Taskdeck", on_load=TaskDetailState.load
 )

@@ -9,6 +9,7 @@ Every child runs in its own process group, so stopping kills each whole tree.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -91,6 +92,22 @@ class Stack:
             time.sleep(0.1)
         say(f"started redis-server on port {port} (data in {data})")
 
+    def first_admin(self) -> None:
+        """On a database without accounts, create the admin `admin` so the UI can be used:
+        password from TASKDECK_ADMIN_PASSWORD, or a random one printed this once."""
+        from app import auth
+
+        if auth.count_users():
+            return
+        password = os.environ.get("TASKDECK_ADMIN_PASSWORD")
+        auth.create_user("admin", password or (generated := secrets.token_urlsafe(12)), "admin")
+        if password:
+            say("first start: created the admin account 'admin' (password from "
+                "TASKDECK_ADMIN_PASSWORD)")
+        else:
+            say(f"first start: created the admin account 'admin' with password {generated} "
+                "(shown once: sign in and keep it; more accounts: taskdeck user create NAME)")
+
     def start_demo_model(self) -> None:
         if os.environ.get("ANTHROPIC_API_KEY") or os.environ.get("TASKDECK_DEMO_MODE") == "false":
             say("ANTHROPIC_API_KEY is set: tasks run against the Claude API")
@@ -112,6 +129,7 @@ class Stack:
 
         upgrade_database()
         say(f"database ready ({settings.database_url.split('://')[0]})")
+        self.first_admin()
         self.start_demo_model()
         self.spawn("workers", [sys.executable, "-m", "worker"])
         port = str(settings.port)

@@ -282,3 +282,28 @@ def browser():
 
 ARTIFACTS = ROOT / "test-artifacts"
 VIEWPORTS = {"phone": {"width": 390, "height": 844}, "desktop": {"width": 1440, "height": 900}}
+
+
+WEB_USER = ("browser-tester", "browser-tester-pw")
+
+
+@pytest.fixture(scope="session")
+def web_user(web_stack) -> tuple[str, str]:
+    """A member account on the web stack's database (made with `taskdeck user create`)."""
+    username, password = WEB_USER
+    subprocess.run(
+        [sys.executable, "-m", "app.cli", "user", "create", username, "--role", "member",
+         "--password-stdin"],
+        input=password + "\n", text=True, env=web_stack.env, cwd=ROOT, check=True,
+        capture_output=True,
+    )
+    return WEB_USER
+
+
+def sign_in(page, base_url: str, user: tuple[str, str]) -> None:  # noqa: ANN001
+    """Sign a Playwright page in through the login form (every page needs an account)."""
+    page.goto(base_url + "/login")
+    page.fill("#username", user[0])
+    page.fill("#password", user[1])
+    page.click("#login-submit")
+    page.wait_for_url(lambda url: "/login" not in url, timeout=30_000)

@@ -7,16 +7,18 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.conftest import ARTIFACTS, VIEWPORTS
+from tests.conftest import ARTIFACTS, VIEWPORTS, sign_in
 
 
 @pytest.mark.parametrize("viewport", ["desktop", "phone"])
-def test_submit_a_task_and_watch_it_succeed_with_its_log(web_stack, browser, viewport):
+def test_submit_a_task_and_watch_it_succeed_with_its_log(web_stack, web_user, browser,
+                                                         viewport):
     context = browser.new_context(viewport=VIEWPORTS[viewport])
     page = context.new_page()
     console_errors: list[str] = []
     page.on("console", lambda m: m.type == "error" and console_errors.append(m.text))
     page.on("response", lambda r: r.status >= 400 and console_errors.append(f"{r.status} {r.url}"))
+    sign_in(page, web_stack.url, web_user)  # every page needs an account
     page.goto(web_stack.url + "/")
     expect(page.locator("#demo-badge")).to_be_visible(timeout=30_000)  # demo mode is labelled
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import reflex as rx
 
+from app.state.auth import AuthState
 from app.state.base import AppState
 
 NAV = [
@@ -84,6 +85,28 @@ def nav_menu() -> rx.Component:
     )
 
 
+def user_menu() -> rx.Component:
+    """Who is signed in (with the role) and a way out."""
+    return rx.cond(
+        AuthState.signed_in,
+        rx.menu.root(
+            rx.menu.trigger(
+                rx.button(rx.icon("user", size=16), AuthState.username, variant="soft",
+                          size="1", id="user-menu", data_role=AuthState.role),
+            ),
+            rx.menu.content(
+                rx.menu.item(rx.text("Role: ", AuthState.role), disabled=True),
+                rx.menu.item("Sign out", on_click=AuthState.logout, id="logout"),
+            ),
+        ),
+    )
+
+
+def signed_out_placeholder() -> rx.Component:
+    """Shown until the session is checked (then the page, or a redirect to /login)."""
+    return rx.center(rx.spinner(size="3"), width="100%", padding="48px", id="auth-pending")
+
+
 def navbar() -> rx.Component:
     return rx.hstack(
         rx.link(
@@ -97,6 +120,7 @@ def navbar() -> rx.Component:
         rx.tablet_and_desktop(nav_links()),
         rx.color_mode.button(size="2", variant="ghost", id="color-mode"),
         rx.mobile_only(nav_menu()),
+        user_menu(),
         align="center",
         spacing="3",
         padding_x=rx.breakpoints(initial="12px", md="24px"),
@@ -116,9 +140,11 @@ def page_frame(*children: rx.Component) -> rx.Component:
         rx.script(src="/taskdeck.js"),
         navbar(),
         rx.vstack(
-            demo_banner(),
-            alert_banner(),
-            *children,
+            rx.cond(
+                AuthState.signed_in,
+                rx.fragment(demo_banner(), alert_banner(), *children),
+                signed_out_placeholder(),
+            ),
             spacing="4",
             padding=rx.breakpoints(initial="12px", md="24px"),
             width="100%",

@@ -1,0 +1,88 @@
+"""Accounts in a real browser (the whole stack as `make run` starts it): signed-out pages go to
+/login, a wrong password is refused without saying why, a viewer cannot submit, sign-out ends it."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+from playwright.sync_api import expect
+
+from tests.conftest import ROOT, VIEWPORTS, sign_in
+
+VIEWER = ("browser-viewer", "viewer-password")
+
+
+def _make_viewer(web_stack) -> None:  # noqa: ANN001
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "app.cli",
+            "user",
+            "create",
+            VIEWER[0],
+            "--role",
+            "viewer",
+            "--password-stdin",
+        ],
+        input=VIEWER[1] + "\n",
+        text=True,
+        env=web_stack.env,
+        cwd=ROOT,
+        capture_output=True,
+    )  # a second run finds it made: fine
+
+
+def test_signed_out_pages_go_to_login_and_come_back_after_it(web_stack, web_user, browser):
+    context = browser.new_context(viewport=VIEWPORTS["desktop"])
+    page = context.new_page()
+    page.goto(web_stack.url + "/tasks")
+    expect(page).to_have_url(re.compile(r"/login\?next=/tasks$"), timeout=30_000)
+    expect(page.locator("#task-form")).to_have_count(0)
+
+    page.fill("#username", web_user[0])
+    page.fill("#password", "not the password")
+    page.click("#login-submit")
+    expect(page.locator("#login-error")).to_have_text("invalid username or password")
+    page.fill("#username", "nobody-at-all")
+    page.click("#login-submit")
+    expect(page.locator("#login-error")).to_have_text("invalid username or password")
+
+    page.fill("#username", web_user[0])
+    page.fill("#password", web_user[1])
+    page.click("#login-submit")
+    expect(page).to_have_url(re.compile(r"/tasks/?$"), timeout=30_000)
+    expect(page.locator("#user-menu")).to_have_attribute("data-role", "member")
+    cookie = next(c for c in context.cookies() if c["name"] == "taskdeck_session")
+    assert cookie["sameSite"] == "Strict" and cookie["value"].startswith("tds_")
+    # The same session opens the REST API from this browser.
+    me = page.request.get(web_stack.url + "/api/v1/auth/me")
+    assert me.ok and me.json()["user"]["username"] == web_user[0]
+
+    page.click("#user-menu")
+    page.click("#logout")
+    # (a page event still in flight may add ?next=/tasks to the same redirect)
+    expect(page).to_have_url(re.compile(r"/login(\?next=/tasks)?$"), timeout=30_000)
+    page.goto(web_stack.url + "/")
+    expect(page).to_have_url(re.compile(r"/login$"), timeout=30_000)
+    assert page.request.get(web_stack.url + "/api/v1/auth/me").status == 401
+    context.close()
+
+
+def test_a_viewer_sees_pages_but_cannot_submit(web_stack, browser):
+    _make_viewer(web_stack)
+    context = browser.new_context(viewport=VIEWPORTS["phone"])
+    page = context.new_page()
+    sign_in(page, web_stack.url, VIEWER)
+    page.goto(web_stack.url + "/new")
+    expect(page.locator("#user-menu")).to_have_attribute("data-role", "viewer", timeout=30_000)
+    prompt = "a viewer tries to submit this"
+    page.fill("#prompt", prompt)
+    page.click("#submit-task")
+    expect(page.get_by_text("viewers cannot change anything")).to_be_visible()
+    expect(page).to_have_url(re.compile(r"/new/?$"))
+    listed = page.request.get(web_stack.url + "/api/v1/tasks", params={"q": prompt})
+    assert listed.ok and listed.json()["items"] == []
+    context.close()
