@@ -144,7 +144,10 @@ def main(stdin: IO[str] | None = None, stdout: IO[str] | None = None) -> int:
 
 if __name__ == "__main__":
     code = main()
-    sys.stdout.flush()
+    try:
+        sys.stdout.flush()
+    except (BrokenPipeError, ValueError, OSError):
+        pass  # the reader went away (the run was cancelled for it)
     # claude's group is dead and every event is written: skip the interpreter's teardown
     # (~0.1 s of finalizers after the SDK's imports) so the exit code comes at once.
     os._exit(code)
