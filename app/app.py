@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import reflex as rx
 
 from app import metrics
@@ -36,3 +38,8 @@ app.add_page(new_task_page, route="/new", title="New task | Taskdeck", on_load=N
 app.add_page(queues_page, route="/queues", title="Queues | Taskdeck", on_load=QueuesState.load)
 app.add_page(health_page, route="/health", title="Health | Taskdeck", on_load=HealthState.load)
 app.register_lifespan_task(metrics.run_forever)  # samples metrics + checks alerts (one at a time)
+
+if os.environ.get("TASKDECK_BENCH_PAGES") == "1":  # the bare pipe of bench/live_latency.py
+    from app.pages.bench_pipe import bench_pipe_page
+
+    app.add_page(bench_pipe_page, route="/bench/pipe/[n]", title="pipe")

@@ -157,12 +157,14 @@ class Stack:
     def stop(self) -> None:
         """Stop the children newest first, each whole process group, waiting for each in turn
         (workers hand back their jobs while Redis is still up)."""
-        for _name, process in reversed(self.children):
+        for name, process in reversed(self.children):
             if process.poll() is not None:
                 continue
+            # Workers let a running task finish for up to the grace period, then hand it back.
+            patience = get_settings().shutdown_grace_s + 15 if name == "workers" else 20
             try:
                 os.killpg(process.pid, signal.SIGTERM)
-                process.wait(20)
+                process.wait(patience)
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait(5)

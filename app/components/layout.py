@@ -110,7 +110,12 @@ def signed_out_placeholder() -> rx.Component:
 def navbar() -> rx.Component:
     return rx.hstack(
         rx.link(
-            rx.hstack(rx.icon("square-terminal"), rx.heading("Taskdeck", size="5"), align="center"),
+            rx.hstack(
+                rx.icon("square-terminal"),
+                rx.heading("Taskdeck", size=rx.breakpoints(initial="4", sm="5")),
+                align="center",
+                spacing="2",
+            ),
             href="/",
             underline="none",
             color="inherit",
@@ -122,7 +127,9 @@ def navbar() -> rx.Component:
         rx.mobile_only(nav_menu()),
         user_menu(),
         align="center",
-        spacing="3",
+        spacing=rx.breakpoints(initial="2", sm="3"),
+        wrap="wrap",  # a long user name or a narrow phone: wrap, never scroll sideways
+        row_gap="6px",
         padding_x=rx.breakpoints(initial="12px", md="24px"),
         padding_y="10px",
         border_bottom="1px solid var(--gray-a5)",
@@ -153,7 +160,6 @@ def page_frame(*children: rx.Component) -> rx.Component:
         ),
         width="100%",
         min_height="100vh",
-        overflow_x="hidden",
     )
 
 

@@ -124,6 +124,20 @@ def task_form(full: bool = True) -> rx.Component:
             ),
             row(
                 labelled(
+                    "Run at (UTC)",
+                    rx.input(name="run_at", id="run_at", type="datetime-local", width="100%"),
+                    "run_at",
+                    "empty: now",
+                ),
+                labelled(
+                    "Repeat (cron, UTC)",
+                    text_field("cron", "0 3 * * 1-5"),
+                    "cron",
+                    "5 fields: minute hour day month weekday",
+                ),
+            ),
+            row(
+                labelled(
                     "Time limit (s)",
                     text_field("timeout_s", "3600", input_mode="numeric"),
                     "timeout_s",
@@ -142,6 +156,16 @@ def task_form(full: bool = True) -> rx.Component:
             datalists(),
             *fields,
             field_error("form"),
+            rx.cond(
+                S.scheduled != "",
+                rx.callout(
+                    S.scheduled,
+                    color_scheme="green",
+                    size="1",
+                    icon="calendar-clock",
+                    id="scheduled",
+                ),
+            ),
             rx.cond(
                 S.form_error != "",
                 rx.callout(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import reflex as rx
 
-from app.components.status_badge import status_badge, status_indicator
+from app.components.status_badge import status_indicator
 
 ELLIPSIS = {"overflow": "hidden", "text_overflow": "ellipsis", "white_space": "nowrap"}
 
@@ -23,12 +23,11 @@ def task_card(task, selectable: bool = False, selected=None, on_toggle=None) -> 
                     flex="1",
                     min_width="0",
                 ),
-                status_badge(task["status"], task["tone"]),
+                status_indicator(task["status"], task["tone"]),
                 align="center",
                 width="100%",
             ),
             rx.hstack(
-                status_indicator(task["status"], task["tone"]),
                 rx.text(task["created"], size="1", color_scheme="gray"),
                 rx.badge(task["priority"], variant="outline", size="1", color_scheme="gray"),
                 rx.text(task["model"], size="1", color_scheme="gray"),

@@ -10,7 +10,7 @@ import reflex as rx
 from pydantic import ValidationError
 
 from app import service
-from app.schemas import TaskCreate
+from app.schemas import ScheduleCreate, TaskCreate
 from app.settings import get_settings
 
 FORM_FIELDS = (
@@ -25,6 +25,7 @@ FORM_FIELDS = (
     "max_attempts",
     "permission_mode",
 )
+SCHEDULE_FIELDS = ("run_at", "cron")
 MODELS = ["claude-sonnet-4-5", "claude-opus-4-1", "claude-haiku-4-5"]
 
 
@@ -33,13 +34,14 @@ class NewTaskState(rx.State):
 
     errors: dict[str, str] = {}
     form_error: str = ""
+    scheduled: str = ""
     recent_places: list[str] = []
     models: list[str] = []
 
     @rx.event
     def load(self):
         """Fill the recent repositories/directories and the model suggestions."""
-        self.errors, self.form_error = {}, ""
+        self.errors, self.form_error, self.scheduled = {}, "", ""
         try:
             self.recent_places = service.recent_places()
         except Exception:
@@ -50,9 +52,10 @@ class NewTaskState(rx.State):
     @rx.event
     def submit(self, form: dict):
         """Validate the form; store and enqueue the task; open its page."""
-        self.errors = {}
-        self.form_error = ""
+        self.errors, self.form_error, self.scheduled = {}, "", ""
         data = {key: str(form.get(key) or "").strip() for key in FORM_FIELDS}
+        when = {key: str(form.get(key) or "").strip() for key in SCHEDULE_FIELDS}
+        when = {key: value for key, value in when.items() if value}
         payload = {k: v for k, v in data.items() if v or k == "prompt"}
         try:
             task_in = TaskCreate.model_validate(payload)
@@ -61,6 +64,8 @@ class NewTaskState(rx.State):
             if not self.errors:
                 self.form_error = "the task is not valid"
             return
+        if when:
+            return self._schedule(task_in, when)
         try:
             task = service.create_task(task_in)
         except service.QueueUnavailable as exc:
@@ -68,17 +73,31 @@ class NewTaskState(rx.State):
             return
         return rx.redirect(f"/tasks/{task.id}")
 
+    def _schedule(self, task_in: TaskCreate, when: dict[str, str]) -> None:
+        """Store a schedule (a time or a cron expression) instead of running the task now."""
+        try:
+            data = ScheduleCreate(name=service.title_of(task_in.prompt), task=task_in, **when)
+        except ValidationError as exc:
+            self.errors = form_errors(exc)
+            return
+        schedule = service.create_schedule(data)
+        next_run = schedule.next_run_at.strftime("%Y-%m-%d %H:%M") if schedule.next_run_at else "-"
+        self.scheduled = f"Scheduled as schedule #{schedule.id}: next run {next_run} UTC"
+
 
 def form_errors(exc: ValidationError) -> dict[str, str]:
     """Pydantic errors as {field: message} for the form ("form" for whole-form errors)."""
     errors: dict[str, str] = {}
     for error in exc.errors():
-        field = str(error["loc"][0]) if error["loc"] else "form"
+        loc = [part for part in error["loc"] if part != "task"]  # a schedule's task fields
+        field = str(loc[0]) if loc else "form"
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "int_parsing":
             message = "enter a whole number"
         elif error["type"] == "greater_than_equal":
             message = f"at least {error['ctx']['ge']}"
+        elif error["type"].startswith("datetime"):
+            message = "enter a date and time"
         elif error["type"] == "less_than_equal":
             message = f"at most {error['ctx']['le']}"
         errors.setdefault(field, message)

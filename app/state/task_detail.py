@@ -97,7 +97,8 @@ class TaskDetailState(rx.State):
         while client_connected(token):
             entries = await live.aread(task_id, after, block_ms=1000)
             async with self:
-                if self.follower != me or self.task_id != task_id:
+                shown = self.router.url.path.rstrip("/") == f"/tasks/{task_id}"
+                if self.follower != me or self.task_id != task_id or not shown:
                     return  # the tab moved to another page or task
                 if not entries:
                     continue

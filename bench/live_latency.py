@@ -1,0 +1,345 @@
+"""Live latency: a worker-side event, stamped with its time, until it shows in the page's DOM.
+
+Starts the whole stack (`python -m app.stack`, demo mode, its own redis-server and SQLite) with
+TASKDECK_BENCH_PAGES=1, signs Chromium in, and measures two paths with the same clock (the
+browser's `performance.timeOrigin + performance.now()` and Python's `time.time()` both read the
+machine's wall clock):
+
+  taskdeck   an event published on a running task's stream exactly as the worker publishes it
+             (`app.live.publish`, stamped `ts` when made) -> the task page's background event
+             (XREAD) -> state -> websocket -> a new `.log-entry` in the task page's DOM
+             (a MutationObserver notes the moment it appears).
+  bare pipe  the same XADD -> a minimal Reflex background event that only sets one text
+             (app/pages/bench_pipe.py) -> the text in the DOM.
+
+Each runs 1 tab following 1 running task, then 10 tabs following 10 of 20 running tasks, every
+task receiving `--events` events at `--rate` per second. Prints p50/p95/p99 (ms) and the ratio
+Taskdeck / bare pipe. A benchmark, not a test: it prints figures and never fails on them.
+
+    .venv/bin/python bench/live_latency.py            # 500 events at 20/s (about 3 minutes)
+    .venv/bin/python bench/live_latency.py --events 100
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+OBSERVER_JS = """
+(selector) => {
+  window.__seen = [];
+  const target = document.querySelector(selector);
+  const pattern = /bench-(\\d+)-/;
+  const note = (node) => {
+    const text = node.textContent || "";
+    const match = text.match(pattern);
+    if (match) window.__seen.push([parseInt(match[1]), performance.timeOrigin + performance.now()]);
+  };
+  new MutationObserver((mutations) => {
+    for (const m of mutations) {
+      if (m.type === "characterData") { note(m.target); continue; }
+      for (const node of m.addedNodes) note(node);
+    }
+  }).observe(target, { childList: true, subtree: true, characterData: true });
+  return true;
+}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def percentiles(values: list[float]) -> tuple[float, float, float]:
+    if len(values) < 2:
+        return (values[0],) * 3 if values else (float("nan"),) * 3
+    cuts = statistics.quantiles(values, n=100, method="inclusive")
+    return cuts[49], cuts[94], cuts[98]
+
+
+class Stack:
+    """redis-server + `python -m app.stack` in a temporary directory."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.redis_port = free_port()
+        self.port = free_port()
+        self.redis: subprocess.Popen | None = None
+        self.app: subprocess.Popen | None = None
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "TASKDECK_"))}
+        env.update(
+            TASKDECK_PORT=str(self.port),
+            TASKDECK_REDIS_URL=f"redis://127.0.0.1:{self.redis_port}/0",
+            TASKDECK_DATABASE_URL=f"sqlite:///{workdir / 'taskdeck.db'}",
+            TASKDECK_WORKSPACE_ROOT=str(workdir / "workspaces"),
+            TASKDECK_CLAUDE_CONFIG_ROOT=str(workdir / "claude"),
+            TASKDECK_BENCH_PAGES="1",
+            TASKDECK_WORKERS="1",
+            REFLEX_WEB_WORKDIR=os.environ.get("REFLEX_WEB_WORKDIR", str(workdir / "web")),
+        )
+        self.env = env
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        if not binary:
+            raise SystemExit("redis-server is missing (apt-get install redis-server)")
+        self.redis = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(self.redis_port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.workdir),
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        log = open(self.workdir / "stack.log", "ab")  # noqa: SIM115
+        self.app = subprocess.Popen(
+            [sys.executable, "-m", "app.stack"],
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 900
+        while time.monotonic() < deadline:
+            if self.app.poll() is not None:
+                raise SystemExit((self.workdir / "stack.log").read_text()[-3000:])
+            try:
+                with urllib.request.urlopen(self.url + "/ping", timeout=2):
+                    return
+            except Exception:
+                time.sleep(1)
+        raise SystemExit("the stack did not start")
+
+    def stop(self) -> None:
+        if self.app and self.app.poll() is None:
+            os.killpg(self.app.pid, signal.SIGINT)
+            try:
+                self.app.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.app.pid, signal.SIGKILL)
+        if self.redis and self.redis.poll() is None:
+            self.redis.terminate()
+            self.redis.wait(10)
+
+
+def use_stack_settings(stack: Stack) -> None:
+    """Point this process's app.* modules at the stack's database and Redis."""
+    for key in ("TASKDECK_REDIS_URL", "TASKDECK_DATABASE_URL"):
+        os.environ[key] = stack.env[key]
+    from app.settings import get_settings
+
+    get_settings.cache_clear()
+
+
+def make_user(stack: Stack) -> tuple[str, str]:
+    user = ("bench", "bench-password-1")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "app.cli",
+            "user",
+            "create",
+            user[0],
+            "--role",
+            "member",
+            "--password-stdin",
+        ],
+        input=user[1] + "\n",
+        text=True,
+        env=stack.env,
+        cwd=ROOT,
+        check=False,
+        capture_output=True,
+    )
+    return user
+
+
+def running_tasks(count: int) -> list[int]:
+    """Task rows marked running (no job: the events come from this process, as a worker's)."""
+    from app.db import session_scope
+    from app.models import Task, utcnow
+
+    rows = [
+        Task(
+            title=f"bench task {n}",
+            prompt="bench",
+            model="bench",
+            max_turns=500,
+            status="running",
+            started_at=utcnow(),
+        )
+        for n in range(count)
+    ]
+    with session_scope() as session:
+        session.add_all(rows)
+    return [row.id for row in rows]
+
+
+class Publisher(threading.Thread):
+    """Every 1/rate s, one event to each stream; remembers when each was made."""
+
+    def __init__(self, targets: list[int], events: int, rate: float, bare: bool) -> None:
+        super().__init__(daemon=True)
+        self.targets, self.events, self.rate, self.bare = targets, events, rate, bare
+        self.stamps: dict[int, dict[int, float]] = {t: {} for t in targets}
+
+    def run(self) -> None:
+        from app import live
+        from app.events import TextEvent
+        from app.pages.bench_pipe import pipe_stream
+        from app.queue import get_redis
+
+        redis = get_redis()
+        start = time.monotonic()
+        for seq in range(self.events):
+            for target in self.targets:
+                event = TextEvent(text=f"bench-{seq}-")
+                if self.bare:
+                    redis.xadd(pipe_stream(target), {"e": f"bench-{seq}-{event.ts}"}, maxlen=1000)
+                else:
+                    live.publish(target, event, redis)
+                self.stamps[target][seq] = event.ts * 1000
+            pause = start + (seq + 1) / self.rate - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+
+
+def run_case(
+    browser,
+    stack: Stack,
+    user,
+    tabs: int,
+    streams: int,
+    events: int,
+    rate: float,  # noqa: ANN001
+    bare: bool,
+) -> list[float]:
+    """Open `tabs` pages, publish to `streams` streams, return every latency seen (ms)."""
+    from app.pages.bench_pipe import pipe_stream
+    from app.queue import get_redis
+
+    targets = list(range(streams)) if bare else running_tasks(streams)
+    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    page = context.new_page()
+    page.goto(stack.url + "/login")
+    page.fill("#username", user[0])
+    page.fill("#password", user[1])
+    page.click("#login-submit")
+    page.wait_for_url(lambda url: "/login" not in url, timeout=60_000)
+    pages = [page] + [context.new_page() for _ in range(tabs - 1)]
+    for target, tab in zip(targets, pages, strict=False):
+        if bare:
+            tab.goto(f"{stack.url}/bench/pipe/{target}")
+            tab.wait_for_selector("#pipe-text", state="attached", timeout=60_000)
+            for _ in range(200):  # wait until the page's reader is following its stream
+                get_redis().xadd(pipe_stream(target), {"e": "ready"})
+                if tab.inner_text("#pipe-text") == "ready":
+                    break
+                time.sleep(0.1)
+            tab.evaluate(OBSERVER_JS, "#pipe-text")
+        else:
+            tab.goto(f"{stack.url}/tasks/{target}")
+            tab.wait_for_selector("#event-log", state="attached", timeout=60_000)
+            tab.wait_for_timeout(1500)  # the page's follower is reading the stream
+            tab.evaluate(OBSERVER_JS, "#event-log")
+    publisher = Publisher(targets, events, rate, bare)
+    publisher.start()
+    publisher.join()
+    time.sleep(2.0)
+    latencies: list[float] = []
+    for target, tab in zip(targets, pages, strict=False):
+        seen = tab.evaluate("window.__seen")
+        stamps = publisher.stamps[target]
+        first: dict[int, float] = {}
+        for seq, at in seen:
+            first.setdefault(seq, at)
+        latencies += [at - stamps[seq] for seq, at in first.items() if seq in stamps]
+    context.close()
+    return latencies
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=500, help="events per task stream")
+    parser.add_argument("--rate", type=float, default=20.0, help="events per second per stream")
+    args = parser.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    workdir = Path(tempfile.mkdtemp(prefix="taskdeck-bench-"))
+    stack = Stack(workdir)
+    print(f"starting the stack in {workdir} (builds the web app first) ...", flush=True)
+    stack.start()
+    use_stack_settings(stack)
+    user = make_user(stack)
+    results: dict[tuple[str, str], list[float]] = {}
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path="/usr/bin/chromium",
+                args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+            )
+            for label, tabs, streams in (("1 tab, 1 task", 1, 1), ("10 tabs, 20 tasks", 10, 20)):
+                for bare in (True, False):
+                    name = "bare pipe" if bare else "taskdeck"
+                    print(f"  {name:9}  {label} ...", flush=True)
+                    results[(name, label)] = run_case(
+                        browser, stack, user, tabs, streams, args.events, args.rate, bare
+                    )
+            browser.close()
+    finally:
+        stack.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    print(
+        f"\nlive latency, event made -> in the DOM ({args.events} events/stream at "
+        f"{args.rate:g}/s), ms"
+    )
+    print(f"{'path':10} {'case':18} {'seen':>6} {'p50':>8} {'p95':>8} {'p99':>8}")
+    for (name, label), values in results.items():
+        p50, p95, p99 = percentiles(values)
+        print(f"{name:10} {label:18} {len(values):6d} {p50:8.1f} {p95:8.1f} {p99:8.1f}")
+    for label in ("1 tab, 1 task", "10 tabs, 20 tasks"):
+        ours = percentiles(results[("taskdeck", label)])
+        bare = percentiles(results[("bare pipe", label)])
+        ratio = " ".join(f"{a / b:.2f}x" if b else "-" for a, b in zip(ours, bare, strict=True))
+        print(f"taskdeck / bare pipe, {label}: p50 p95 p99 = {ratio}")
+    print(
+        json.dumps(
+            {f"{n} | {c}": [round(x, 2) for x in percentiles(v)] for (n, c), v in results.items()}
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
