@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import tempfile
 import time
@@ -48,6 +49,7 @@ from app.events import (
 from app.settings import get_settings
 from worker import sandbox, workspace
 
+log = logging.getLogger(__name__)
 STDERR_LINE_LIMIT = 2_000
 MAX_STDERR_EVENTS = 200
 # stream-json frames the SDK consumes itself (control protocol): never shown as raw events.
@@ -376,8 +378,18 @@ def launch_env(spec: RunSpec, pid_file: Path, home: Path) -> dict[str, str]:
 
 def _tee_transport(prompt: str, options: Any, on_frame: Callable[[dict[str, Any]], bool]):
     """The SDK's subprocess transport, with every stream-json frame shown to `on_frame` first;
-    a frame for which `on_frame` returns False is not passed on to the SDK."""
-    from claude_agent_sdk._internal.transport.subprocess_cli import SubprocessCLITransport
+    a frame for which `on_frame` returns False is not passed on to the SDK.
+
+    It subclasses an SDK-internal class (checked with claude-agent-sdk 0.2.x). Should a later
+    SDK move it, None is returned and the SDK's own transport runs the task: only the raw
+    events of unknown frames and the output cap are lost, with a warning in the log.
+    (A transport given to `query()` gets the options as they are: fine for ours, which use
+    neither `can_use_tool` nor a session store.)"""
+    try:
+        from claude_agent_sdk._internal.transport.subprocess_cli import SubprocessCLITransport
+    except ImportError:
+        log.warning("claude-agent-sdk has no SubprocessCLITransport: raw frames not teed")
+        return None
 
     class TeeTransport(SubprocessCLITransport):
         async def _frames(self) -> AsyncIterator[dict[str, Any]]:
@@ -395,7 +407,11 @@ def _sdk_would_drop(data: dict[str, Any]) -> tuple[bool, bool]:
     """(unknown, breaks): whether the SDK skips this frame as an unknown type, and whether its
     parser would raise on it (a known type with a shape it does not expect)."""
     from claude_agent_sdk import ClaudeSDKError
-    from claude_agent_sdk._internal.message_parser import parse_message
+
+    try:
+        from claude_agent_sdk._internal.message_parser import parse_message
+    except ImportError:
+        return False, False
 
     if data.get("type") in SDK_INTERNAL_TYPES:
         return False, False
