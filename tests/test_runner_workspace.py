@@ -213,3 +213,39 @@ def test_retention_removes_old_workspaces_keeps_failed_longer_and_never_user_dir
     later = datetime.now(UTC) + timedelta(hours=24 * 7)
     assert failed_dir in workspace.cleanup_workspaces(now=later)
     assert not failed_dir.exists() and own_dir.exists()
+
+
+def test_cleanup_runs_from_the_command_line(env, tmp_path):
+    import os
+    import sys
+
+    from tests.conftest import ROOT
+
+    with session_scope() as session:
+        task = Task(
+            title="t",
+            prompt="p",
+            model="m",
+            max_turns=1,
+            status="cancelled",
+            finished_at=datetime.now(UTC) - timedelta(days=30),
+        )
+        session.add(task)
+        session.flush()
+        task_id = task.id
+    path = workspace.prepare_plain(task_id)
+    with session_scope() as session:
+        row = session.get(Task, task_id)
+        row.workspace = str(path)
+        session.add(row)
+    done = subprocess.run(
+        [sys.executable, "-m", "worker.workspace", "cleanup"],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"removed {path}"
+    assert not path.exists()

@@ -290,3 +290,18 @@ def _forget_workspace(task_id: int) -> None:
         if task is not None:
             task.workspace = None
             session.add(task)
+
+
+def main() -> None:
+    """`python -m worker.workspace cleanup`: apply the retention policy once (e.g. from cron)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Taskdeck workspaces")
+    parser.add_argument("command", choices=["cleanup"])
+    parser.parse_args()
+    for path in cleanup_workspaces():
+        print(f"removed {path}")
+
+
+if __name__ == "__main__":
+    main()
