@@ -205,3 +205,15 @@ def test_closing_stdout_cancels_the_run(env, tmp_path):
     wrapper.process.stdout.close()
     assert wrapper.process.wait(30) == EXIT_CANCELLED
     wait_until(lambda: no_processes_left(tmp_path), 10, message="claude to be gone")
+
+
+def test_repeated_signals_still_end_in_one_clean_cancel(env, tmp_path):
+    wrapper = Wrapper({"prompt": "x [scenario:slow] [delay:0.3]", "cwd": str(tmp_path)})
+    wrapper.read_until("text_delta")
+    for _ in range(3):
+        wrapper.process.send_signal(signal.SIGTERM)
+    wrapper.process.send_signal(signal.SIGINT)
+    assert wrapper.finish(timeout=30) == EXIT_CANCELLED
+    assert "Traceback" not in wrapper.stderr
+    assert [e.status for e in wrapper.of("status")] == ["cancelled"]
+    assert no_processes_left(tmp_path)

@@ -98,7 +98,12 @@ async def run(spec: Any, write: EventWriter) -> int:
     runner = asyncio.ensure_future(run_claude(spec, write, attempt=1))
 
     def cancel() -> None:
-        runner.cancel()
+        # Once: a second signal must not interrupt the group kill the first one started.
+        if not cancelled:
+            cancelled.append(True)
+            runner.cancel()
+
+    cancelled: list[bool] = []
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, cancel)
