@@ -7,7 +7,7 @@ from app import service
 from app.db import aware
 from app.queue import backoff_intervals
 from app.schemas import TaskCreate
-from tests.conftest import wait_for_status
+from tests.conftest import WorkerPool, wait_for_status
 from worker.jobs import cli_env
 
 
@@ -35,10 +35,21 @@ def test_the_cli_retries_api_errors_as_configured_unless_the_environment_says(en
     assert cli_env() == {"CLAUDE_CODE_MAX_RETRIES": "1"}
 
 
-def test_overloaded_model_is_retried_with_backoff_then_fails_after_max_attempts(env, worker_pool):
-    task = service.create_task(TaskCreate(prompt="overloaded [scenario:error_529]", max_attempts=3))
+def test_overloaded_model_is_retried_with_backoff_then_fails_after_max_attempts(
+    env, tmp_path, monkeypatch
+):
+    from app.settings import get_settings
 
-    done = wait_for_status(task.id, ("succeeded", "failed"), timeout=120)
+    monkeypatch.setenv("TASKDECK_RETRY_BACKOFF_S", "2")  # the intervals are set at enqueue
+    get_settings.cache_clear()
+    pool = WorkerPool({**env, "TASKDECK_RETRY_BACKOFF_S": "2"}, log=tmp_path / "pool.log").start()
+    try:
+        task = service.create_task(
+            TaskCreate(prompt="overloaded [scenario:error_529]", max_attempts=3)
+        )
+        done = wait_for_status(task.id, ("succeeded", "failed"), timeout=120)
+    finally:
+        pool.stop()
 
     assert done.status == "failed"
     assert "529" in done.status_reason
@@ -51,12 +62,13 @@ def test_overloaded_model_is_retried_with_backoff_then_fails_after_max_attempts(
     for attempt in attempts:
         assert "529" in attempt.reason
         assert attempt.finished_at is not None and attempt.finished_at >= attempt.started_at
-    # Backoff base 1 s in tests: >= 1 s before the second attempt, >= 2 s before the third.
+    # Backoff 2 s then 4 s; RQ's scheduler keeps whole seconds, so a retry may come up to 1 s
+    # early: >= 1 s before the second attempt, >= 3 s before the third.
     gaps = [
         (aware(b.started_at) - aware(a.finished_at)).total_seconds()
         for a, b in zip(attempts, attempts[1:], strict=False)
     ]
-    assert gaps[0] >= 0.9 and gaps[1] >= 1.9, gaps
+    assert gaps[0] >= 1.0 and gaps[1] >= 3.0 and gaps[1] > gaps[0], gaps
     assert _statuses(task.id) == [
         "queued",
         "running",
