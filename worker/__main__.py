@@ -147,6 +147,10 @@ def _utcnow():  # noqa: ANN202
 
 def run_one_worker(burst: bool) -> None:
     """Body of one worker process."""
+    # The pool's SIGTERM handler came with the fork; until RQ installs its own in work(), a stop
+    # must simply end this process (it has no job yet), not be swallowed.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     from app.db import get_engine
     from app.queue import all_queues, get_redis
 
