@@ -45,6 +45,7 @@ class GracefulShutdown:
         # Import the job module now, not during a shutdown (it loads the SDK: seconds). Each
         # forked work horse inherits it too.
         import worker.jobs  # noqa: F401
+
         self._running: tuple[Job, Queue] | None = None
         self._grace_timer: threading.Timer | None = None
 
@@ -102,10 +103,10 @@ def hand_back(worker: GracefulShutdown, job: Job, queue: Queue) -> None:
     """Put a job whose horse is dead back at the front of its queue, its task back to queued."""
     from app import service
     from app.models import TaskStatus
-    from app.queue import TaskLock
+    from app.queue import TaskLock, task_id_of_job
     from worker.jobs import kill_leftover_group
 
-    task_id = int(job.args[0]) if job.args else None
+    task_id = task_id_of_job(job.id)  # None for a job that is not a task run
     if task_id is not None:
         kill_leftover_group(task_id)  # tool processes of claude's that outlived it
         service.close_open_attempts(task_id, TaskStatus.FAILED, f"interrupted: {HANDED_BACK}")
