@@ -39,6 +39,8 @@ USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@\-]{1,63}$")
 MIN_PASSWORD = 8
 MAX_PASSWORD = 256
 LAST_USED_EVERY = timedelta(seconds=60)  # write a token's last use at most this often
+CACHE_TTL_S = 5.0  # a credential checked this recently is not looked up again (this process)
+CACHE_MAX = 10_000
 
 _hasher = PasswordHasher()
 # Checked when the user does not exist, so a login takes as long either way (no user probing).
@@ -76,6 +78,45 @@ class Principal:
 def digest(secret: str) -> str:
     """SHA-256 hex of a random token (what the database keeps)."""
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+# ----- credential cache ----------------------------------------------------------------------
+# Each API request presents its credential: keep the answer of the database for CACHE_TTL_S, so
+# a request costs one dict lookup. Revoking, signing out or changing a user here drops the
+# entries at once; another process (a second server) sees the change within CACHE_TTL_S.
+_cache: dict[str, tuple[float, Principal]] = {}
+
+
+def _cached(key: str) -> Principal | None:
+    hit = _cache.get(key)
+    if hit is None or time.monotonic() - hit[0] > CACHE_TTL_S:
+        return None
+    return hit[1]
+
+
+def _remember(key: str, principal: Principal | None) -> Principal | None:
+    if principal is not None:  # failures are not kept: garbage tokens must not fill memory
+        if len(_cache) >= CACHE_MAX:
+            _cache.clear()
+        _cache[key] = (time.monotonic(), principal)
+    return principal
+
+
+def cached_principal(secret: str) -> Principal | None:
+    """The caller of a token or session secret if checked in the last CACHE_TTL_S, else None."""
+    return _cached(digest(secret)) if len(secret) <= 100 else None
+
+
+def forget_credentials(
+    user_id: int | None = None, via: str | None = None, credential_id: int | None = None
+) -> None:
+    """Drop cached credentials (all, one user's, or one token / session)."""
+    for key, (_, p) in list(_cache.items()):
+        if user_id is not None and p.user_id != user_id:
+            continue
+        if credential_id is not None and (p.via, p.credential_id) != (via, credential_id):
+            continue
+        _cache.pop(key, None)
 
 
 # ----- passwords ------------------------------------------------------------------------------
@@ -165,6 +206,7 @@ def update_user(
                 .where(col(WebSession.user_id) == user_id, col(WebSession.revoked_at).is_(None))
                 .values(revoked_at=utcnow())
             )
+    forget_credentials(user_id=user_id)
     return user
 
 
@@ -218,17 +260,25 @@ def end_session(secret: str) -> None:
             .where(col(WebSession.token_hash) == digest(secret))
             .values(revoked_at=utcnow())
         )
+    _cache.pop(digest(secret), None)
 
 
 def session_principal(secret: str | None) -> Principal | None:
     """The caller of a live web session secret, or None (unknown, expired, revoked, inactive)."""
     if not secret or not secret.startswith(SESSION_PREFIX) or len(secret) > 100:
         return None
+    key = digest(secret)
+    if (hit := _cached(key)) is not None:
+        return hit
+    return _remember(key, _session_principal(key))
+
+
+def _session_principal(key: str) -> Principal | None:
     with session_scope() as session:
         row = session.exec(
             select(WebSession, User)
             .join(User, col(User.id) == col(WebSession.user_id))
-            .where(col(WebSession.token_hash) == digest(secret))
+            .where(col(WebSession.token_hash) == key)
         ).first()
     if row is None:
         return None
@@ -296,13 +346,21 @@ def revoke_token(token_id: int, user_id: int | None = None) -> ApiToken:
         if token.revoked_at is None:
             token.revoked_at = utcnow()
             session.add(token)
-        return token
+    forget_credentials(via="token", credential_id=token_id)
+    return token
 
 
 def token_principal(secret: str | None) -> Principal | None:
     """The caller of a live API token, or None (unknown, expired, revoked, inactive user)."""
     if not secret or not secret.startswith(TOKEN_PREFIX) or len(secret) > 100:
         return None
+    key = digest(secret)
+    if (hit := _cached(key)) is not None:
+        return hit
+    return _remember(key, _token_principal(key))
+
+
+def _token_principal(key: str) -> Principal | None:
     now = utcnow()
     with session_scope() as session:
         row = session.exec(
@@ -318,7 +376,7 @@ def token_principal(secret: str | None) -> Principal | None:
                 User.is_active,
             )
             .join(User, col(User.id) == col(ApiToken.user_id))
-            .where(col(ApiToken.token_hash) == digest(secret))
+            .where(col(ApiToken.token_hash) == key)
         ).first()
         if row is None:
             return None
@@ -336,27 +394,50 @@ def token_principal(secret: str | None) -> Principal | None:
 # ----- rate limit -----------------------------------------------------------------------------
 
 
-def _count(key: str, limit: int, now: float | None) -> float | None:
-    """Count one hit on `key` in the current 60 s window: None if within `limit`, else the
-    seconds until the window ends (the Retry-After)."""
-    if limit <= 0:
-        return None
-    now = time.time() if now is None else now
+def _window_key(key: str, now: float) -> tuple[str, int]:
+    """The Redis counter of `key` in the current 60 s window, and the window's number."""
     window = int(now // 60)
-    full_key = f"taskdeck:ratelimit:{key}:{window}"
-    pipe = get_redis().pipeline(transaction=False)
-    pipe.incr(full_key)
-    pipe.expire(full_key, 120)
-    count = pipe.execute()[0]
+    return f"taskdeck:ratelimit:{key}:{window}", window
+
+
+def _retry_after(count: int, limit: int, window: int, now: float) -> float | None:
+    """None while `count` is within `limit`, else the seconds until the window ends."""
     if count <= limit:
         return None
     return max(1.0, math.ceil((window + 1) * 60 - now))
+
+
+def _count(key: str, limit: int, now: float | None) -> float | None:
+    """Count one hit on `key`: None if within `limit` per minute, else the Retry-After."""
+    if limit <= 0:
+        return None
+    now = time.time() if now is None else now
+    full_key, window = _window_key(key, now)
+    pipe = get_redis().pipeline(transaction=False)
+    pipe.incr(full_key)
+    pipe.expire(full_key, 120)
+    return _retry_after(pipe.execute()[0], limit, window, now)
 
 
 def check_rate_limit(principal: Principal, now: float | None = None) -> float | None:
     """Count one API request of a credential: None when allowed, else the seconds to wait."""
     key = f"{principal.via}:{principal.credential_id}"
     return _count(key, get_settings().api_rate_limit, now)
+
+
+async def acheck_rate_limit(principal: Principal, now: float | None = None) -> float | None:
+    """`check_rate_limit` on the asyncio Redis client (for the API's event loop)."""
+    from app.live import async_redis
+
+    limit = get_settings().api_rate_limit
+    if limit <= 0:
+        return None
+    now = time.time() if now is None else now
+    full_key, window = _window_key(f"{principal.via}:{principal.credential_id}", now)
+    pipe = async_redis().pipeline(transaction=False)
+    pipe.incr(full_key)
+    pipe.expire(full_key, 120)
+    return _retry_after((await pipe.execute())[0], limit, window, now)
 
 
 def check_login_rate(client: str, limit: int, now: float | None = None) -> float | None:

@@ -12,6 +12,7 @@ from typing import Annotated
 from urllib.parse import urlparse
 
 from fastapi import Depends, HTTPException, Request, Security, status
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 
 from app import auth
@@ -46,24 +47,32 @@ def _same_origin(request: Request) -> bool:
     return urlparse(origin).netloc == request.headers.get("host", "")
 
 
-def current_principal(
+async def current_principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],
     session_secret: Annotated[str | None, Security(cookie_scheme)],
 ) -> Principal:
-    """The authenticated caller, counted against its rate limit; 401 / 429 otherwise."""
+    """The authenticated caller, counted against its rate limit; 401 / 429 otherwise.
+
+    Async on purpose: a cached credential and the Redis counter cost no thread hop; only a
+    database lookup (a credential not seen for a few seconds) runs in the thread pool.
+    """
     principal = None
     if credentials is not None:
-        principal = auth.token_principal(credentials.credentials)
+        principal = auth.cached_principal(credentials.credentials) or await run_in_threadpool(
+            auth.token_principal, credentials.credentials
+        )
     elif session_secret:
-        principal = auth.session_principal(session_secret)
+        principal = auth.cached_principal(session_secret) or await run_in_threadpool(
+            auth.session_principal, session_secret
+        )
         # A cookie travels with cross-site requests: refuse a foreign page's writes (CSRF).
         if principal and request.method not in SAFE_METHODS and not _same_origin(request):
             raise HTTPException(status.HTTP_403_FORBIDDEN, "cross-origin request refused")
     if principal is None:
         raise unauthorized()
     try:
-        retry_after = auth.check_rate_limit(principal)
+        retry_after = await auth.acheck_rate_limit(principal)
     except Exception:  # Redis down: serve (the queue itself reports the outage) rather than fail
         log.warning("rate limit unavailable", exc_info=True)
         retry_after = None
@@ -80,7 +89,7 @@ def current_principal(
 def require(scope: str):  # noqa: ANN201
     """A dependency that lets through callers holding `scope` (read, write, admin)."""
 
-    def check(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+    async def check(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
         if not principal.allows(scope):
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN,

@@ -36,6 +36,11 @@ STREAM_ID = r"^[0-9]{1,20}-[0-9]{1,20}$"
 StatusName = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
 
+def _json(model: BaseModel) -> Response:
+    """The model as JSON, serialized once by pydantic (not validated again on the way out)."""
+    return Response(model.model_dump_json(), media_type="application/json")
+
+
 def _not_found(task_id: int) -> HTTPException:
     return HTTPException(status.HTTP_404_NOT_FOUND, f"task {task_id} not found")
 
@@ -69,17 +74,19 @@ def list_tasks(
     q: Annotated[str | None, Query(max_length=200, description="Text in title or prompt.")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[int | None, Query(ge=1, le=2**53, description="`next_cursor`.")] = None,
-) -> Page[TaskSummary]:
+) -> Response:
     """Newest tasks first; pass `next_cursor` back as `cursor` for the next page."""
-    return service.list_task_summaries(
-        status=status_, priority=priority, repo=repo, text=q, limit=limit, before_id=cursor
+    return _json(
+        service.list_task_summaries(
+            status=status_, priority=priority, repo=repo, text=q, limit=limit, before_id=cursor
+        )
     )
 
 
 @router.get("/tasks/{task_id}", response_model=TaskOut)
-def get_task(task_id: TaskId, _: Reader) -> TaskOut:
+def get_task(task_id: TaskId, _: Reader) -> Response:
     """One task with its latest outcome."""
-    return _act(task_id, lambda: service.get_task(task_id))
+    return _json(_act(task_id, lambda: service.get_task(task_id)))
 
 
 @router.delete("/tasks/{task_id}", status_code=status.HTTP_204_NO_CONTENT)
