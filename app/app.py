@@ -14,12 +14,14 @@ from app.pages.new_task import new_task_page
 from app.pages.system import health_page, queues_page
 from app.pages.task import task_page
 from app.pages.tasks import tasks_page
+from app.pages.tokens import tokens_page
 from app.state.auth import AuthGuard
 from app.state.dashboard import DashboardState
 from app.state.new_task import NewTaskState
 from app.state.system import HealthState, QueuesState
 from app.state.task_detail import TaskDetailState
 from app.state.tasks import TaskListState
+from app.state.tokens import TokensState
 
 app = rx.App(
     stylesheets=["/taskdeck.css"],
@@ -27,6 +29,7 @@ app = rx.App(
 )
 app.add_middleware(AuthGuard())  # every page event needs a session; viewers cannot write
 app.add_page(login_page, route="/login", title="Sign in | Taskdeck")
+app.add_page(tokens_page, route="/tokens", title="API tokens | Taskdeck", on_load=TokensState.load)
 app.add_page(
     task_page, route="/tasks/[task_id]", title="Task | Taskdeck", on_load=TaskDetailState.load
 )

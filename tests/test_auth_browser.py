@@ -86,3 +86,34 @@ def test_a_viewer_sees_pages_but_cannot_submit(web_stack, browser):
     listed = page.request.get(web_stack.url + "/api/v1/tasks", params={"q": prompt})
     assert listed.ok and listed.json()["items"] == []
     context.close()
+
+
+def test_tokens_page_creates_a_token_once_and_revokes_it(web_stack, web_user, browser):
+    context = browser.new_context(viewport=VIEWPORTS["desktop"])
+    page = context.new_page()
+    sign_in(page, web_stack.url, web_user)
+    page.goto(web_stack.url + "/tokens")
+    page.fill("#token-name", "from the browser")
+    page.click("#scope-read")
+    page.click("#create-token")
+    shown = page.locator("#new-token")
+    expect(shown).to_have_text(re.compile(r"^tdk_"), timeout=30_000)
+    token = shown.inner_text()
+    row = page.locator(".token-row", has_text="from the browser")
+    expect(row).to_have_attribute("data-status", "active")
+    expect(row).to_contain_text(token[:12])
+
+    api = context.request
+    bearer = {"Authorization": f"Bearer {token}"}
+    me = api.get(web_stack.url + "/api/v1/auth/me", headers=bearer)
+    assert me.ok and me.json()["scopes"] == ["read"] and me.json()["via"] == "token"
+
+    page.reload()
+    expect(page.locator(".token-row", has_text="from the browser")).to_have_count(1)
+    expect(page.locator("#new-token")).to_have_count(0)  # shown once
+    assert token not in page.content()
+
+    page.locator(".revoke-token[data-token='from the browser']").click()
+    expect(row).to_have_attribute("data-status", "revoked")
+    assert api.get(web_stack.url + "/api/v1/auth/me", headers=bearer).status == 401
+    context.close()

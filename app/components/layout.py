@@ -16,6 +16,7 @@ NAV = [
     ("New task", "/new", "plus"),
     ("Queues", "/queues", "layers"),
     ("Health", "/health", "heart-pulse"),
+    ("Tokens", "/tokens", "key-round"),
 ]
 
 

@@ -40,7 +40,6 @@ WRITE_EVENTS = (
     "create",
     "save",
     "requeue",
-    "revoke",
 )
 # Handlers only admins may run: "<state class in snake case>.<handler>" (as the API: admin scope).
 ADMIN_EVENTS = ("queues_state.pause", "queues_state.resume")
@@ -54,6 +53,7 @@ class AuthState(rx.State):
     )
     username: str = ""
     role: str = ""
+    _user_id: int = 0
     login_error: str = ""
     _checked_at: float = 0.0
     _checked_token: str = ""
@@ -83,7 +83,7 @@ class AuthState(rx.State):
             and self.username
         ):
             return auth.Principal(
-                0,
+                self._user_id,
                 self.username,
                 self.role,
                 auth.ROLE_SCOPES.get(self.role, frozenset()),
@@ -94,6 +94,7 @@ class AuthState(rx.State):
         self._checked_at, self._checked_token = now, self.session_token
         self.username = principal.username if principal else ""
         self.role = principal.role if principal else ""
+        self._user_id = principal.user_id if principal else 0
         return principal
 
     @rx.event
@@ -111,6 +112,7 @@ class AuthState(rx.State):
         user, secret, _expires = opened
         self.session_token = secret
         self.username, self.role, self.login_error = user.username, user.role, ""
+        self._user_id = user.id
         self._checked_at, self._checked_token = time.monotonic(), secret
         target = str(self.router.url.query_parameters.get("next") or "/")
         return rx.redirect(
