@@ -315,19 +315,6 @@ class TaskSummary(BaseModel):
     duration_ms: int
 
 
-class QueueOut(BaseModel):
-    """One RQ priority queue and its job counts."""
-
-    name: str
-    priority: str
-    paused: bool = False
-    queued: int
-    running: int
-    failed: int
-    scheduled: int
-    oldest_wait_s: float
-
-
 class WorkerOut(BaseModel):
     """One RQ worker process."""
 
