@@ -42,8 +42,12 @@ def ensure_wrk() -> str:
         return found
     print("installing wrk (apt-get) ...", flush=True)
     subprocess.run(["apt-get", "update", "-q"], check=True, capture_output=True)
-    subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], check=True, capture_output=True,
-                   env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+    subprocess.run(
+        ["apt-get", "install", "-y", "-q", "wrk"],
+        check=True,
+        capture_output=True,
+        env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+    )
     return shutil.which("wrk") or "wrk"
 
 
@@ -67,11 +71,18 @@ def seed(url: str, count: int) -> str:
             rows = []
             for n in range(first, min(count, first + 10_000)):
                 prompt = f"Task {n}: refactor module {n % 97} and add tests for it"
-                rows.append({**base, "title": prompt[:120], "prompt": prompt,
-                             "status": rng.choice(TaskStatus.ALL),
-                             "priority": rng.choice(("high", "default", "low")),
-                             "cost_usd": rng.random() / 10, "num_turns": rng.randint(1, 20),
-                             "duration_ms": rng.randint(500, 90_000)})
+                rows.append(
+                    {
+                        **base,
+                        "title": prompt[:120],
+                        "prompt": prompt,
+                        "status": rng.choice(TaskStatus.ALL),
+                        "priority": rng.choice(("high", "default", "low")),
+                        "cost_usd": rng.random() / 10,
+                        "num_turns": rng.randint(1, 20),
+                        "duration_ms": rng.randint(500, 90_000),
+                    }
+                )
             conn.execute(Task.__table__.insert(), rows)
     print(f"  seeded {count:,} tasks in {time.monotonic() - started:.1f} s", flush=True)
     user = auth.create_user("bench", "bench-password", "member")
@@ -95,10 +106,25 @@ class Server:
 
     def start(self) -> Server:
         self.process = subprocess.Popen(
-            [str(VENV_BIN / "granian"), "--interface", "asgi", "--factory", "--host",
-             "127.0.0.1", "--port", str(self.port), "--workers", "1", "--log-level", "warning",
-             "--no-access-log", self.target],
-            cwd=ROOT, env=self.env, start_new_session=True,
+            [
+                str(VENV_BIN / "granian"),
+                "--interface",
+                "asgi",
+                "--factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--workers",
+                "1",
+                "--log-level",
+                "warning",
+                "--no-access-log",
+                self.target,
+            ],
+            cwd=ROOT,
+            env=self.env,
+            start_new_session=True,
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -118,37 +144,68 @@ class Server:
                 self.process.kill()
 
 
-def run_wrk(wrk: str, url: str, mode: str, path: str, clients: int, duration: int,
-            token: str, max_id: int) -> dict:
+def run_wrk(
+    wrk: str, url: str, mode: str, path: str, clients: int, duration: int, token: str, max_id: int
+) -> dict:
     """One wrk run against one endpoint; the figures of the script's RESULT line."""
-    env = {**os.environ, "BENCH_MODE": mode, "BENCH_PATH": path, "BENCH_TOKEN": token,
-           "BENCH_MAX_ID": str(max_id)}
+    env = {
+        **os.environ,
+        "BENCH_MODE": mode,
+        "BENCH_PATH": path,
+        "BENCH_TOKEN": token,
+        "BENCH_MAX_ID": str(max_id),
+    }
     out = subprocess.run(
-        [wrk, "-t2", f"-c{clients}", f"-d{duration}s", "--timeout", "10s",
-         "-s", str(ROOT / "bench" / "api_load.lua"), url],
-        env=env, capture_output=True, text=True, check=True,
+        [
+            wrk,
+            "-t2",
+            f"-c{clients}",
+            f"-d{duration}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(ROOT / "bench" / "api_load.lua"),
+            url,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     for error in [x for x in out.splitlines() if x.startswith("FIRST-ERROR ")][:1]:
         print(f"    {mode}: {error}", flush=True)
     line = next(x for x in out.splitlines() if x.startswith("RESULT "))
-    figures = json.loads(line[len("RESULT "):])
+    figures = json.loads(line[len("RESULT ") :])
     figures["rps"] = figures["requests"] / (figures["duration_us"] / 1e6)
     return figures
 
 
-def measure(name: str, target: str, ready: str, prefix: str, env: dict[str, str], token: str,
-            args: argparse.Namespace, wrk: str, max_id: int) -> dict[str, dict]:
+def measure(
+    name: str,
+    target: str,
+    ready: str,
+    prefix: str,
+    env: dict[str, str],
+    token: str,
+    args: argparse.Namespace,
+    wrk: str,
+    max_id: int,
+) -> dict[str, dict]:
     server = Server(target, env, ready).start()
     try:
         results = {}
         for mode, _label in ENDPOINTS:
             run_wrk(wrk, server.url, mode, prefix, args.clients, 2, token, max_id)  # warm up
-            results[mode] = run_wrk(wrk, server.url, mode, prefix, args.clients, args.duration,
-                                    token, max_id)
+            results[mode] = run_wrk(
+                wrk, server.url, mode, prefix, args.clients, args.duration, token, max_id
+            )
             r = results[mode]
-            print(f"  {name:<9} {mode:<7} {r['rps']:8.0f} req/s  p50 {r['p50'] / 1000:6.1f}  "
-                  f"p95 {r['p95'] / 1000:6.1f}  p99 {r['p99'] / 1000:6.1f} ms  "
-                  f"errors {r['errors']}  non-2xx {r['non2xx']}", flush=True)
+            print(
+                f"  {name:<9} {mode:<7} {r['rps']:8.0f} req/s  p50 {r['p50'] / 1000:6.1f}  "
+                f"p95 {r['p95'] / 1000:6.1f}  p99 {r['p99'] / 1000:6.1f} ms  "
+                f"errors {r['errors']}  non-2xx {r['non2xx']}",
+                flush=True,
+            )
         return results
     finally:
         server.stop()
@@ -156,20 +213,27 @@ def measure(name: str, target: str, ready: str, prefix: str, env: dict[str, str]
 
 def report(title: str, ours: dict, anchor: dict) -> None:
     print(f"\n{title}")
-    print(f"{'endpoint':<22}{'taskdeck req/s':>15}{'p50':>8}{'p95':>8}{'p99 ms':>8}"
-          f"{'anchor req/s':>14}{'p50':>8}{'p95':>8}{'p99 ms':>8}{'x req/s':>9}")
+    print(
+        f"{'endpoint':<22}{'taskdeck req/s':>15}{'p50':>8}{'p95':>8}{'p99 ms':>8}"
+        f"{'anchor req/s':>14}{'p50':>8}{'p95':>8}{'p99 ms':>8}{'x req/s':>9}"
+    )
     for mode, label in ENDPOINTS:
         o, a = ours[mode], anchor[mode]
-        print(f"{label:<22}{o['rps']:>15.0f}{o['p50'] / 1000:>8.1f}{o['p95'] / 1000:>8.1f}"
-              f"{o['p99'] / 1000:>8.1f}{a['rps']:>14.0f}{a['p50'] / 1000:>8.1f}"
-              f"{a['p95'] / 1000:>8.1f}{a['p99'] / 1000:>8.1f}{o['rps'] / a['rps']:>9.2f}")
+        print(
+            f"{label:<22}{o['rps']:>15.0f}{o['p50'] / 1000:>8.1f}{o['p95'] / 1000:>8.1f}"
+            f"{o['p99'] / 1000:>8.1f}{a['rps']:>14.0f}{a['p50'] / 1000:>8.1f}"
+            f"{a['p95'] / 1000:>8.1f}{a['p99'] / 1000:>8.1f}{o['rps'] / a['rps']:>9.2f}"
+        )
     errors = sum(ours[m]["errors"] + ours[m]["non2xx"] for m, _ in ENDPOINTS)
-    print(f"(taskdeck: auth on, rate limit counted per request; errors + non-2xx: {errors})",
-          flush=True)
+    print(
+        f"(taskdeck: auth on, rate limit counted per request; errors + non-2xx: {errors})",
+        flush=True,
+    )
 
 
-def bench_database(kind: str, args: argparse.Namespace, wrk: str, redis_url: str,
-                   workdir: Path) -> None:
+def bench_database(
+    kind: str, args: argparse.Namespace, wrk: str, redis_url: str, workdir: Path
+) -> None:
     pg = None
     if kind == "sqlite":
         url = f"sqlite:///{workdir / 'bench.db'}"
@@ -179,18 +243,46 @@ def bench_database(kind: str, args: argparse.Namespace, wrk: str, redis_url: str
         pg = PostgresServer().start()
         url = pg.create_database("bench")
     try:
-        print(f"\n[{kind}] {args.tasks:,} tasks, {args.clients} clients, {args.duration} s per "
-              "endpoint", flush=True)
+        print(
+            f"\n[{kind}] {args.tasks:,} tasks, {args.clients} clients, {args.duration} s per "
+            "endpoint",
+            flush=True,
+        )
         token = seed(url, args.tasks)
-        env = {**os.environ, "TASKDECK_DATABASE_URL": url, "TASKDECK_REDIS_URL": redis_url,
-               "TASKDECK_API_RATE_LIMIT": "100000000",
-               "TASKDECK_WORKSPACE_ROOT": str(workdir / "ws")}
-        ours = measure("taskdeck", "app.api:create_api", "/api/v1/health/live", "/api/v1/tasks",
-                       env, token, args, wrk, args.tasks)
-        anchor = measure("anchor", "bench.api_anchor:create_anchor", "/docs", "/anchor/tasks",
-                         env, "", args, wrk, args.tasks)
-        report(f"{kind}: {args.tasks:,} tasks, {args.clients} clients, one granian process",
-               ours, anchor)
+        env = {
+            **os.environ,
+            "TASKDECK_DATABASE_URL": url,
+            "TASKDECK_REDIS_URL": redis_url,
+            "TASKDECK_API_RATE_LIMIT": "100000000",
+            "TASKDECK_WORKSPACE_ROOT": str(workdir / "ws"),
+        }
+        ours = measure(
+            "taskdeck",
+            "app.api:create_api",
+            "/api/v1/health/live",
+            "/api/v1/tasks",
+            env,
+            token,
+            args,
+            wrk,
+            args.tasks,
+        )
+        anchor = measure(
+            "anchor",
+            "bench.api_anchor:create_anchor",
+            "/docs",
+            "/anchor/tasks",
+            env,
+            "",
+            args,
+            wrk,
+            args.tasks,
+        )
+        report(
+            f"{kind}: {args.tasks:,} tasks, {args.clients} clients, one granian process",
+            ours,
+            anchor,
+        )
     finally:
         if pg:
             pg.stop()
