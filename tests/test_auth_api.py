@@ -241,3 +241,22 @@ def test_no_secret_reaches_a_log_line_or_an_event(api, accounts, caplog, level):
     text = caplog.text + "".join(str(e.data) for e in service.list_events(task["id"]))
     for secret in secrets_seen:
         assert secret not in text
+
+
+def test_an_expired_token_is_refused(api, accounts):
+    from app.models import ApiToken
+
+    _login(api, "member-user")
+    created = api.post("/api/v1/tokens", json={"name": "short-lived", "expires_in_days": 1}).json()
+    assert created["expires_at"] is not None
+    api.cookies.clear()
+    bearer = {"Authorization": f"Bearer {created['token']}"}
+    assert api.get("/api/v1/tasks", headers=bearer).status_code == 200
+    with session_scope() as session:
+        session.exec(
+            update(ApiToken)
+            .where(ApiToken.id == created["id"])
+            .values(expires_at=utcnow() - timedelta(seconds=1))
+        )
+    auth.forget_credentials()  # as CACHE_TTL_S passing would
+    assert api.get("/api/v1/tasks", headers=bearer).status_code == 401
