@@ -18,7 +18,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 
@@ -249,8 +249,9 @@ class TaskLock:
         return bool(self.redis.eval(_REFRESH, 1, self.key, self.token, self.ttl_s))
 
     @contextmanager
-    def kept_alive(self) -> Iterator[None]:
-        """Refresh the lease from a background thread while the block runs."""
+    def kept_alive(self, on_lost: Callable[[], object] | None = None) -> Iterator[None]:
+        """Refresh the lease from a background thread while the block runs; if another run
+        took it meanwhile, call `on_lost` once (e.g. kill this run's claude process)."""
         stop = threading.Event()
 
         def keep() -> None:
@@ -258,6 +259,9 @@ class TaskLock:
                 try:
                     if not self.refresh():
                         log.error("task %s: its lease was taken by another run", self.task_id)
+                        if on_lost is not None:
+                            on_lost()
+                        return
                 except Exception:  # Redis away for a moment: try again at the next beat
                     log.warning("task %s: could not refresh its lease", self.task_id)
 

@@ -701,6 +701,15 @@ def dispatch(task_id: int) -> str:
     return "enqueued"
 
 
+def attempts_left(task_id: int) -> int:
+    """Attempts the task's current run may still make (0 when the run used them all)."""
+    with session_scope() as session:
+        task = session.get(Task, task_id)
+        if task is None:
+            return 0
+        return max(0, task.max_attempts - _attempts_in_run(session, task))
+
+
 def _attempts_in_run(session: Any, task: Task) -> int:
     """Attempts already made in the task's current run (a manual retry starts a fresh count)."""
     if not task.attempts_count:

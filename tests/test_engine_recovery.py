@@ -152,3 +152,58 @@ def test_a_running_task_survives_a_redis_restart_and_runs_once(fresh_redis, tmp_
     finally:
         pool.stop()
     assert job_id_for(task.id, 1)
+
+
+def test_a_lost_worker_and_a_lost_redis_together_still_end_the_task(fresh_redis, tmp_path):
+    server, values = fresh_redis
+    pool = WorkerPool(values, workers=1, log=tmp_path / "pool.log").start()
+    try:
+        task = service.create_task(
+            TaskCreate(prompt="doomed [scenario:slow] [delay:0.4]", max_attempts=2)
+        )
+        wait_for_status(task.id, ("running",), timeout=60)
+        _kill_worker_mid_run(task.id)
+        server.restart()  # the abandoned-job registry is gone too: only the reconciler knows
+
+        done = wait_for_status(task.id, ("succeeded", "failed"), timeout=120)
+
+        assert done.status == "succeeded", done.status_reason
+        attempts = service.list_attempts(task.id)
+        assert [(a.status, a.reason) for a in attempts] == [
+            ("failed", "worker lost"),
+            ("succeeded", None),
+        ]
+    finally:
+        pool.stop()
+
+
+def test_a_run_that_loses_its_lease_stops_and_writes_nothing(fresh_redis, tmp_path):
+    from app.queue import TaskLock
+    from worker.jobs import SUPERSEDED
+
+    server, values = fresh_redis
+    pool = WorkerPool(
+        {**values, "TASKDECK_TASK_LOCK_TTL_S": "4"}, workers=1, log=tmp_path / "pool.log"
+    ).start()
+    try:
+        task = service.create_task(
+            TaskCreate(prompt="usurped [scenario:slow] [delay:0.4]", max_attempts=2)
+        )
+        claude = wait_until(lambda: _claude_pid(task.id), 60, message="claude to start")
+        # Another run takes the lease (as if this one had been starved past its TTL).
+        get_redis().set(TaskLock.key_for(task.id), "another-run", ex=6)
+
+        wait_until(lambda: not _alive(claude), 15, message="the usurped run to kill claude")
+        wait_until(
+            lambda: (a := service.list_attempts(task.id)) and a[0].reason == SUPERSEDED,
+            30,
+            message="the usurped attempt to be closed",
+        )
+        assert service.get_task(task.id).status == "running"  # left to the lease holder
+
+        # The usurper never finishes it: once its lease lapses the reconciler takes it back.
+        done = wait_for_status(task.id, ("succeeded", "failed"), timeout=120)
+        assert done.status == "succeeded", done.status_reason
+        assert [a.status for a in service.list_attempts(task.id)] == ["failed", "succeeded"]
+    finally:
+        pool.stop()

@@ -3,12 +3,16 @@ attempts; final failures end at once. Real worker, real claude CLI, scripted dem
 
 from __future__ import annotations
 
+import pytest
+
 from app import service
 from app.db import aware
+from app.events import ResultEvent
 from app.queue import backoff_intervals
 from app.schemas import TaskCreate
 from tests.conftest import WorkerPool, wait_for_status
-from worker.jobs import cli_env
+from worker.claude_code import RunOutcome
+from worker.jobs import cli_env, is_retryable
 
 
 def _statuses(task_id: int) -> list[str]:
@@ -111,3 +115,39 @@ def test_bad_request_and_max_turns_are_final_after_one_attempt(env, worker_pool)
     assert turns_done.status == "failed" and "max turns" in turns_done.status_reason
     assert [a.status for a in service.list_attempts(bad.id)] == ["failed"]
     assert [a.status for a in service.list_attempts(turns.id)] == ["failed"]
+
+
+@pytest.mark.parametrize(
+    ("fields", "retryable"),
+    [
+        ({"api_error_status": 529, "text": "API Error: 529 Overloaded"}, True),
+        ({"api_error_status": 429, "text": "rate limited"}, True),
+        ({"api_error_status": 400, "text": "API Error: 400 bad request"}, False),
+        ({"api_error_status": 401, "text": "API Error: 401 invalid key"}, False),
+        ({"text": "API Error: Connection refused (ECONNREFUSED)"}, True),
+        ({"text": "network:ConnectionError"}, True),
+        ({"text": "Request timed out."}, True),
+        ({"subtype": "error_max_turns", "text": None}, False),
+        ({"subtype": "error_during_execution", "text": "No conversation found"}, False),
+        ({"is_error": False, "text": "done"}, False),
+    ],
+)
+def test_which_outcomes_are_retried(fields, retryable):
+    result = ResultEvent(**{"is_error": True, "attempt": 1, **fields})
+    assert is_retryable(RunOutcome(result=result)) is retryable
+
+
+def test_an_unreachable_api_is_retried_then_fails(env, tmp_path):
+    from tests.conftest import free_port
+
+    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    pool = WorkerPool({**env, "ANTHROPIC_BASE_URL": dead}, log=tmp_path / "pool.log").start()
+    try:
+        task = service.create_task(TaskCreate(prompt="unreachable", max_attempts=2))
+        done = wait_for_status(task.id, ("succeeded", "failed"), timeout=90)
+    finally:
+        pool.stop()
+    assert done.status == "failed"
+    attempts = service.list_attempts(task.id)
+    assert [a.status for a in attempts] == ["failed", "failed"]
+    assert all("refused" in a.reason.lower() for a in attempts), [a.reason for a in attempts]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import socket
 import threading
 import time
@@ -32,6 +33,9 @@ log = logging.getLogger(__name__)
 
 RETRYABLE_API_STATUSES = {408, 409, 429, 500, 502, 503, 504, 529}
 RETRYABLE_ERROR_KINDS = {"idle_timeout"}
+TRANSIENT_TEXT = re.compile(
+    r"connection|network|econn|socket|timed? ?out|overloaded|fetch failed", re.IGNORECASE
+)
 FLUSH_EVERY_S = 0.5
 FLUSH_EVERY_N = 100
 
@@ -90,17 +94,30 @@ def run_task(task_id: int) -> str:
     The lease (app.queue.TaskLock) makes sure no two runs of a task overlap: a retry of an
     abandoned job, a job the reconciler re-enqueued or a duplicate all wait for it; a holder that
     died lets it lapse after `task_lock_ttl_s`. A run that cannot get it in that time leaves the
-    task to the live holder.
+    task to the live holder. A run that loses its lease (starved past its TTL while another took
+    it) kills its claude process and writes nothing to the task (see `holds_lease`).
     """
+    global _lease
     lock = TaskLock(task_id)
     if not lock.acquire(wait_s=lock.ttl_s + 5):
         log.warning("task %s: another run holds its lease; leaving the task to it", task_id)
         return "another run of this task is active"
+    _lease = lock
     try:
-        with lock.kept_alive():
+        with lock.kept_alive(on_lost=lambda: kill_leftover_group(task_id)):
             return run_attempt(task_id)
     finally:
+        _lease = None
         lock.release()
+
+
+_lease: TaskLock | None = None  # the lease of the run in this work horse (one job per horse)
+SUPERSEDED = "superseded: another run of the task took over its lease"
+
+
+def holds_lease() -> bool:
+    """Whether this run still holds its task's lease (True outside run_task, e.g. in tests)."""
+    return _lease is None or _lease.refresh()
 
 
 def cli_env() -> dict[str, str]:
@@ -211,14 +228,19 @@ def is_retryable(outcome: RunOutcome) -> bool:
         return False
     if result.api_error_status in RETRYABLE_API_STATUSES:
         return True
-    text = (result.text or "").lower()
-    return result.api_error_status is None and (
-        "connection error" in text or "timed out" in text or "overloaded" in text
-    )
+    if result.api_error_status is not None or result.subtype == "error_max_turns":
+        return False
+    # No HTTP status: the request never got an answer (refused, reset, DNS, timeout). The CLI
+    # words it "API Error: Connection refused ... (ECONNREFUSED)", "network:ConnectionError"...
+    return bool(TRANSIENT_TEXT.search(result.text or ""))
 
 
 def finish_attempt(task_id: int, attempt_id: int, number: int, outcome: RunOutcome, job) -> str:  # noqa: ANN001
     """Store the outcome on the attempt and the task; raise RetryableFailure to be retried."""
+    if not holds_lease():  # fenced: the run that holds the lease owns the task now
+        service.close_open_attempts(task_id, TaskStatus.FAILED, SUPERSEDED)
+        log.error("task %s attempt %s: %s", task_id, number, SUPERSEDED)
+        return SUPERSEDED
     result = outcome.result
     usage = {}
     if result is not None:

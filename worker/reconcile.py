@@ -88,14 +88,12 @@ def _reconcile_tasks(counts: dict[str, int]) -> None:
                 Task.runs,
                 Task.priority,
                 Task.repo,
-                Task.max_attempts,
-                Task.attempts_count,
                 Task.created_at,
             )
             .where(col(Task.status).in_(TaskStatus.ACTIVE))
             .order_by(col(Task.id))
         ).all()
-    for task_id, status, runs, priority, repo, max_attempts, attempts, created_at in rows:
+    for task_id, status, runs, priority, repo, created_at in rows:
         if aware(created_at) > cutoff:
             continue
         if job_is_placed(job_id_for(task_id, runs)):
@@ -111,7 +109,7 @@ def _reconcile_tasks(counts: dict[str, int]) -> None:
         seen.add(key)
         if not _confirmed_missing(key, now):
             continue
-        _recover(task_id, status, runs, priority, repo, max_attempts, attempts, counts)
+        _recover(task_id, status, runs, priority, repo, counts)
     for key in list(_suspects):
         if key not in seen:
             del _suspects[key]
@@ -123,24 +121,23 @@ def _recover(
     runs: int,
     priority: str,
     repo: str | None,
-    max_attempts: int,
-    attempts: int,
     counts: dict[str, int],
 ) -> None:
     """Put a task whose job Redis lost back on its queue, or fail it when no attempt is left."""
     if status == TaskStatus.QUEUED:
         reason = "re-enqueued: its job was missing from Redis"
-        enqueue_task(task_id, priority, runs, max(1, max_attempts - attempts), repo=repo)
+        enqueue_task(task_id, priority, runs, max(1, service.attempts_left(task_id)), repo=repo)
         service.publish_status(task_id, TaskStatus.QUEUED, reason)
         counts["requeued"] += 1
         return
     service.close_open_attempts(task_id, TaskStatus.FAILED, "worker lost")
-    if attempts < max_attempts:
+    left = service.attempts_left(task_id)
+    if left > 0:
         reason = "retrying: worker lost"
         if service.transition(
             task_id, [TaskStatus.RUNNING], TaskStatus.QUEUED, status_reason=reason
         ):
-            enqueue_task(task_id, priority, runs, max_attempts - attempts, repo=repo)
+            enqueue_task(task_id, priority, runs, left, repo=repo)
             service.publish_status(task_id, TaskStatus.QUEUED, reason)
             counts["requeued"] += 1
         return
