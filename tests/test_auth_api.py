@@ -159,6 +159,25 @@ def test_an_expired_session_is_refused(api, accounts):
     assert api.get("/api/v1/auth/me").status_code == 401
 
 
+def _stored_bytes(url: str) -> bytes:
+    """What the database holds: the SQLite file and its WAL, or on PostgreSQL every row of the
+    account tables as text."""
+    if url.startswith("sqlite:///"):
+        database = url.removeprefix("sqlite:///")
+        return open(database, "rb").read() + open(database + "-wal", "rb").read()
+    from sqlalchemy import text
+
+    from app.models import ApiToken, User
+
+    with session_scope() as session:
+        rows = [
+            row
+            for table in (User.__tablename__, ApiToken.__tablename__)
+            for row in session.exec(text(f'SELECT * FROM "{table}"')).all()
+        ]
+    return "\n".join(str(tuple(row)) for row in rows).encode()
+
+
 def test_tokens_are_shown_once_stored_hashed_and_revocable(api, accounts, env):
     _login(api, "member-user")
     created = api.post("/api/v1/tokens", json={"name": "ci", "scopes": ["read"]})
@@ -169,8 +188,7 @@ def test_tokens_are_shown_once_stored_hashed_and_revocable(api, accounts, env):
     listed = api.get("/api/v1/tokens")
     assert token not in listed.text and "token_hash" not in listed.text
     assert [t["name"] for t in listed.json()] == ["ci", "member token"]
-    database = env["TASKDECK_DATABASE_URL"].removeprefix("sqlite:///")
-    raw = open(database, "rb").read() + open(database + "-wal", "rb").read()
+    raw = _stored_bytes(env["TASKDECK_DATABASE_URL"])
     assert token.encode() not in raw and auth.digest(token).encode() in raw
     assert PASSWORD.encode() not in raw
 
