@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -38,7 +38,7 @@ class TaskCreate(BaseModel):
     allowed_tools: list[str] = Field(default_factory=lambda: list(DEFAULT_TOOLS))
     timeout_s: int | None = Field(default=None, ge=5, le=24 * 3600)
     max_attempts: int | None = Field(default=None, ge=1, le=10)
-    depends_on: list[int] = Field(
+    depends_on: list[Annotated[int, Field(ge=1, le=2**31 - 1)]] = Field(  # INTEGER ids (PostgreSQL)
         default_factory=list, max_length=50,
         description="Ids of tasks that must succeed before this one starts.",
     )

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, Request, Response, status
 
 from app import auth
-from app.api.deps import SESSION_COOKIE, Admin, Caller
+from app.api.deps import MAX_ID, SESSION_COOKIE, Admin, Caller
 from app.schemas import (
     LoginIn,
     Me,
@@ -25,7 +25,7 @@ from app.settings import get_settings
 
 router = APIRouter(prefix="/api/v1")
 
-Id = Annotated[int, Path(ge=1, le=2**53)]
+Id = Annotated[int, Path(ge=1, le=MAX_ID)]
 LOGINS_PER_MINUTE = 10
 
 

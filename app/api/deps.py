@@ -21,6 +21,9 @@ from app.auth import Principal
 log = logging.getLogger(__name__)
 
 SESSION_COOKIE = "taskdeck_session"
+# Largest id a path or query may name: ids are INTEGER columns, 32-bit on PostgreSQL (a larger
+# number would be a database error there, not a 404).
+MAX_ID = 2**31 - 1
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 bearer_scheme = HTTPBearer(

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Path, Response, status
 
 from app import service
-from app.api.deps import Admin, Reader, Writer
+from app.api.deps import MAX_ID, Admin, Reader, Writer
 from app.schemas import (
     BulkResult,
     QueueControlOut,
@@ -21,7 +21,7 @@ from app.schemas import (
 router = APIRouter(prefix="/api/v1")
 
 Priority = Annotated[Literal["high", "default", "low"], Path(description="The queue's priority.")]
-ScheduleId = Annotated[int, Path(ge=1, le=2**53)]
+ScheduleId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
 @router.get("/queues", response_model=list[QueueControlOut], tags=["queues"])

@@ -24,14 +24,14 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel, ConfigDict, Field
 
 from app import live, service
-from app.api.deps import Reader, Writer
+from app.api.deps import MAX_ID, Reader, Writer
 from app.events import StatusEvent
 from app.models import TaskStatus
 from app.schemas import FollowUpCreate, Page, TaskCreate, TaskEventOut, TaskOut, TaskSummary
 
 router = APIRouter(prefix="/api/v1", tags=["tasks"])
 
-TaskId = Annotated[int, Path(ge=1, le=2**53, description="The task's id.")]
+TaskId = Annotated[int, Path(ge=1, le=MAX_ID, description="The task's id.")]
 STREAM_ID = r"^[0-9]{1,20}-[0-9]{1,20}$"
 StatusName = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
@@ -73,7 +73,7 @@ def list_tasks(
     repo: Annotated[str | None, Query(max_length=1000)] = None,
     q: Annotated[str | None, Query(max_length=200, description="Text in title or prompt.")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[int | None, Query(ge=1, le=2**53, description="`next_cursor`.")] = None,
+    cursor: Annotated[int | None, Query(ge=1, le=MAX_ID, description="`next_cursor`.")] = None,
 ) -> Response:
     """Newest tasks first; pass `next_cursor` back as `cursor` for the next page."""
     return _json(
@@ -125,7 +125,7 @@ class BulkAction(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     action: Literal["cancel", "retry"]
-    task_ids: list[Annotated[int, Field(ge=1, le=2**53)]] = Field(min_length=1, max_length=500)
+    task_ids: list[Annotated[int, Field(ge=1, le=MAX_ID)]] = Field(min_length=1, max_length=500)
 
 
 class BulkOutcome(BaseModel):
