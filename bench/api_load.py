@@ -4,7 +4,9 @@ anchor (bench/api_anchor.py: a bare FastAPI app doing `select(Task)` -> SQLModel
 
 Both apps run in one granian process (the server Reflex uses in production) on 127.0.0.1; ours
 with auth on (a bearer token checked per request, the per-token rate limit counted in Redis).
-Prints requests/s and p50/p95/p99 per endpoint and the ratios to the anchor.
+Prints requests/s, p50/p95/p99 and the server's CPU time per request for each endpoint, and the
+ratios to the anchor (CPU per request is the figure a machine shared with other work distorts
+least).
 
     python bench/api_load.py [--tasks 100000] [--clients 50] [--duration 30] [--db sqlite,postgres]
 
@@ -135,6 +137,19 @@ class Server:
                 time.sleep(0.2)
         raise RuntimeError(f"{self.target} did not start")
 
+    def cpu_seconds(self) -> float:
+        """CPU time used so far by the server's process group (granian and its worker)."""
+        tick = os.sysconf("SC_CLK_TCK")
+        total = 0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == self.process.pid:  # pgrp (the server started a new session)
+                total += int(fields[11]) + int(fields[12])  # utime + stime
+        return total / tick
+
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
             self.process.terminate()
@@ -196,14 +211,18 @@ def measure(
         results = {}
         for mode, _label in ENDPOINTS:
             run_wrk(wrk, server.url, mode, prefix, args.clients, 2, token, max_id)  # warm up
+            cpu_before = server.cpu_seconds()
             results[mode] = run_wrk(
                 wrk, server.url, mode, prefix, args.clients, args.duration, token, max_id
             )
             r = results[mode]
+            # Server CPU per request: what the load on this shared machine does not change much.
+            r["cpu_ms"] = (server.cpu_seconds() - cpu_before) * 1000 / max(1, r["requests"])
             print(
                 f"  {name:<9} {mode:<7} {r['rps']:8.0f} req/s  p50 {r['p50'] / 1000:6.1f}  "
                 f"p95 {r['p95'] / 1000:6.1f}  p99 {r['p99'] / 1000:6.1f} ms  "
-                f"errors {r['errors']}  non-2xx {r['non2xx']}",
+                f"server cpu {r['cpu_ms']:.2f} ms/req  errors {r['errors']}  "
+                f"non-2xx {r['non2xx']}",
                 flush=True,
             )
         return results
@@ -216,6 +235,7 @@ def report(title: str, ours: dict, anchor: dict) -> None:
     print(
         f"{'endpoint':<22}{'taskdeck req/s':>15}{'p50':>8}{'p95':>8}{'p99 ms':>8}"
         f"{'anchor req/s':>14}{'p50':>8}{'p95':>8}{'p99 ms':>8}{'x req/s':>9}"
+        f"{'cpu ms/req':>12}{'anchor':>8}"
     )
     for mode, label in ENDPOINTS:
         o, a = ours[mode], anchor[mode]
@@ -223,6 +243,7 @@ def report(title: str, ours: dict, anchor: dict) -> None:
             f"{label:<22}{o['rps']:>15.0f}{o['p50'] / 1000:>8.1f}{o['p95'] / 1000:>8.1f}"
             f"{o['p99'] / 1000:>8.1f}{a['rps']:>14.0f}{a['p50'] / 1000:>8.1f}"
             f"{a['p95'] / 1000:>8.1f}{a['p99'] / 1000:>8.1f}{o['rps'] / a['rps']:>9.2f}"
+            f"{o['cpu_ms']:>12.2f}{a['cpu_ms']:>8.2f}"
         )
     errors = sum(ours[m]["errors"] + ours[m]["non2xx"] for m, _ in ENDPOINTS)
     print(
