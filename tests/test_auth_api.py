@@ -114,9 +114,9 @@ def test_login_sets_an_httponly_cookie_and_logout_ends_the_session(api, accounts
     body = response.json()
     assert body["user"]["username"] == "member-user" and body["user"]["role"] == "member"
     cookie = response.headers["set-cookie"]
-    assert "taskdeck_session=tds_" in cookie and "HttpOnly" in cookie
+    assert "taskdeck_api_session=tds_" in cookie and "HttpOnly" in cookie
     assert "samesite=strict" in cookie.lower()
-    secret = response.cookies["taskdeck_session"]
+    secret = response.cookies["taskdeck_api_session"]
     assert secret not in response.text  # the secret travels in the cookie only
 
     me = api.get("/api/v1/auth/me")
@@ -125,7 +125,7 @@ def test_login_sets_an_httponly_cookie_and_logout_ends_the_session(api, accounts
     assert api.post("/api/v1/tasks", json={"prompt": "from the browser"}).status_code == 201
 
     assert api.post("/api/v1/auth/logout").status_code == 204
-    api.cookies.set("taskdeck_session", secret)  # an old cookie kept by the client is dead
+    api.cookies.set("taskdeck_api_session", secret)  # an old cookie kept by the client is dead
     assert api.get("/api/v1/auth/me").status_code == 401
 
 
@@ -278,3 +278,12 @@ def test_an_expired_token_is_refused(api, accounts):
         )
     auth.forget_credentials()  # as CACHE_TTL_S passing would
     assert api.get("/api/v1/tasks", headers=bearer).status_code == 401
+
+
+def test_the_web_ui_session_cookie_also_opens_the_api(api, accounts):
+    secret, _ = auth.start_session(auth.get_user(accounts["viewer"].user_id))
+    api.cookies.set("taskdeck_session", secret)  # what the UI's login sets in the browser
+    me = api.get("/api/v1/auth/me")
+    assert me.status_code == 200 and me.json()["user"]["username"] == "viewer-user"
+    assert api.post("/api/v1/auth/logout").status_code == 204
+    assert api.get("/api/v1/auth/me").status_code == 401

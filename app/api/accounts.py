@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, Request, Response, status
 
 from app import auth
-from app.api.deps import MAX_ID, SESSION_COOKIE, Admin, Caller
+from app.api.deps import API_SESSION_COOKIE, MAX_ID, SESSION_COOKIE, Admin, Caller
 from app.schemas import (
     LoginIn,
     Me,
@@ -52,7 +52,7 @@ def login(body: LoginIn, request: Request, response: Response) -> SessionOut:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid username or password")
     user, secret, expires = opened
     response.set_cookie(
-        SESSION_COOKIE,
+        API_SESSION_COOKIE,
         secret,
         max_age=get_settings().session_ttl_s,
         httponly=True,
@@ -66,9 +66,10 @@ def login(body: LoginIn, request: Request, response: Response) -> SessionOut:
 @router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT, tags=["auth"])
 def logout(request: Request) -> Response:
     """End the web session of this browser (no-op without one)."""
-    auth.end_session(request.cookies.get(SESSION_COOKIE, ""))
+    for name in (API_SESSION_COOKIE, SESSION_COOKIE):
+        auth.end_session(request.cookies.get(name, ""))
     response = Response(status_code=status.HTTP_204_NO_CONTENT)
-    response.delete_cookie(SESSION_COOKIE, path="/")
+    response.delete_cookie(API_SESSION_COOKIE, path="/")
     return response
 
 

@@ -20,7 +20,8 @@ from app.auth import Principal
 
 log = logging.getLogger(__name__)
 
-SESSION_COOKIE = "taskdeck_session"
+SESSION_COOKIE = "taskdeck_session"  # the web UI's (set by its page code, so not HttpOnly)
+API_SESSION_COOKIE = "taskdeck_api_session"  # set by POST /auth/login: HttpOnly
 # Largest id a path or query may name: ids are INTEGER columns, 32-bit on PostgreSQL (a larger
 # number would be a database error there, not a 404).
 MAX_ID = 2**31 - 1
@@ -31,6 +32,9 @@ bearer_scheme = HTTPBearer(
 )
 cookie_scheme = APIKeyCookie(
     name=SESSION_COOKIE, auto_error=False, description="The web UI's session cookie."
+)
+api_cookie_scheme = APIKeyCookie(
+    name=API_SESSION_COOKIE, auto_error=False, description="Set by POST /api/v1/auth/login."
 )
 
 
@@ -53,7 +57,8 @@ def _same_origin(request: Request) -> bool:
 async def current_principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],
-    session_secret: Annotated[str | None, Security(cookie_scheme)],
+    ui_session: Annotated[str | None, Security(cookie_scheme)],
+    api_session: Annotated[str | None, Security(api_cookie_scheme)],
 ) -> Principal:
     """The authenticated caller, counted against its rate limit; 401 / 429 otherwise.
 
@@ -61,6 +66,7 @@ async def current_principal(
     database lookup (a credential not seen for a few seconds) runs in the thread pool.
     """
     principal = None
+    session_secret = api_session or ui_session
     if credentials is not None:
         principal = auth.cached_principal(credentials.credentials) or await run_in_threadpool(
             auth.token_principal, credentials.credentials

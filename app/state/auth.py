@@ -25,6 +25,7 @@ from app import auth
 from app.settings import get_settings
 
 LOGIN_ROUTE = "/login"
+LOGINS_PER_MINUTE = 10  # per client address, as the API's /auth/login
 CHECK_EVERY_S = 10.0  # a revoked or expired session stops working within this long
 # Event handlers that change something, by the start of their name: members and admins only
 # (every page state follows this naming, so a new page is covered without touching this file).
@@ -105,6 +106,10 @@ class AuthState(rx.State):
         if not username or not password:
             self.login_error = "enter your username and password"
             return
+        client = str(self.router.session.client_ip or "unknown")
+        if auth.check_login_rate(client, LOGINS_PER_MINUTE) is not None:
+            self.login_error = "too many sign-in attempts: wait a minute"
+            return
         opened = auth.login(username, password)
         if opened is None:
             self.login_error = "invalid username or password"
@@ -115,9 +120,8 @@ class AuthState(rx.State):
         self._user_id = user.id
         self._checked_at, self._checked_token = time.monotonic(), secret
         target = str(self.router.url.query_parameters.get("next") or "/")
-        return rx.redirect(
-            target if target.startswith("/") and not target.startswith("//") else "/"
-        )
+        local = target.startswith("/") and not target.startswith(("//", "/\\"))
+        return rx.redirect(target if local else "/")  # never off-site (open redirect)
 
     @rx.event
     def logout(self):
@@ -125,7 +129,7 @@ class AuthState(rx.State):
         auth.end_session(self.session_token)
         self.session_token = ""
         self.username = self.role = ""
-        self._checked_token = ""
+        self._user_id, self._checked_token = 0, ""
         return [rx.remove_cookie("taskdeck_session"), rx.redirect(LOGIN_ROUTE)]
 
 
