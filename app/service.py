@@ -850,14 +850,16 @@ def _bulk(task_ids: Iterable[int], action: Any) -> BulkResult:
 # Schedules: rows fired by the worker pool (worker/scheduler.py).
 
 
-def next_run_after(cron: str | None, run_at: datetime | None, after: datetime,
-                   runs_count: int = 0) -> datetime | None:
-    """When a schedule fires next: its cron's next time after `after`, or its one `run_at`."""
+def next_run_after(
+    cron: str | None, run_at: datetime | None, after: datetime, last_run_at: datetime | None = None
+) -> datetime | None:
+    """When a schedule fires next: its cron's next time after `after`, or its one `run_at` if it
+    has not fired at (or after) that time yet."""
     if cron:
         from croniter import croniter
 
         return croniter(cron, after).get_next(datetime)
-    if run_at is not None and runs_count == 0:
+    if run_at is not None and (last_run_at is None or aware(run_at) > aware(last_run_at)):
         return aware(run_at)
     return None
 
@@ -908,23 +910,23 @@ def update_schedule(schedule_id: int, data: ScheduleUpdate) -> ScheduleOut:
         if data.task is not None:
             row.template = data.task.model_dump(mode="json", exclude_defaults=True)
         if data.cron:
-            row.cron, row.run_at, row.runs_count = data.cron, None, row.runs_count
+            row.cron, row.run_at = data.cron, None
         elif data.run_at:
-            row.run_at, row.cron, row.runs_count = data.run_at, None, 0
+            row.run_at, row.cron = data.run_at, None
         if data.enabled is not None:
             row.enabled = data.enabled
-        row.next_run_at = next_run_after(row.cron, row.run_at, utcnow(), row.runs_count)
+        row.next_run_at = next_run_after(row.cron, row.run_at, utcnow(), row.last_run_at)
         session.add(row)
         return ScheduleOut.model_validate(row)
 
 
 def pause_schedule(schedule_id: int) -> ScheduleOut:
-    """Stop a schedule from firing (its next run is kept for when it is resumed)."""
+    """Stop a schedule from firing until it is resumed."""
     return update_schedule(schedule_id, ScheduleUpdate(enabled=False))
 
 
 def resume_schedule(schedule_id: int) -> ScheduleOut:
-    """Let a paused schedule fire again, from now on."""
+    """Let a paused schedule fire again; a cron's next run is counted from now."""
     return update_schedule(schedule_id, ScheduleUpdate(enabled=True))
 
 

@@ -133,3 +133,22 @@ def test_bad_schedules_are_refused(env, fields, field, message):
     if field:
         assert error["loc"] == (field,)
     assert message in error["msg"]
+
+
+def test_a_one_off_that_fired_can_be_given_a_new_time(env):
+    later = datetime.now(UTC) + timedelta(hours=1)
+    schedule = service.create_schedule(
+        ScheduleCreate(name="once", task=TaskCreate(prompt="once"), run_at=later)
+    )
+    _make_due(schedule.id)
+    [first] = fire_due_schedules()
+    assert service.get_schedule(schedule.id).next_run_at is None
+
+    again = datetime.now(UTC) + timedelta(hours=2)
+    edited = service.update_schedule(schedule.id, ScheduleUpdate(run_at=again, enabled=True))
+    assert edited.enabled and aware(edited.next_run_at) == again
+    _make_due(schedule.id)
+    [second] = fire_due_schedules()
+
+    assert second != first
+    assert service.get_schedule(schedule.id).runs_count == 2

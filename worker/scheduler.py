@@ -55,7 +55,8 @@ def fire(schedule_id: int, runs_count: int) -> int | None:
         row = session.get(Schedule, schedule_id)
         if row is None or not row.enabled or row.runs_count != runs_count:
             return None
-        next_run = service.next_run_after(row.cron, row.run_at, now, runs_count + 1)
+        # A cron moves to its next time; a one-off is done (an edit can give it a new time).
+        next_run = service.next_run_after(row.cron, None, now) if row.cron else None
         try:
             data = TaskCreate.model_validate(row.template)
         except ValueError as exc:  # e.g. its directory is gone: skip this run, keep the schedule
