@@ -32,7 +32,43 @@ def tool_call(item) -> rx.Component:  # noqa: ANN001
     )
 
 
+FIELDS = ("kind", "label", "body", "tone", "time", "error", "summary", "result", "result_state")
+
+
+@rx.memo
+def log_entry_memo(
+    kind: rx.Var[str],
+    label: rx.Var[str],
+    body: rx.Var[str],
+    tone: rx.Var[str],
+    time: rx.Var[str],
+    error: rx.Var[str],
+    summary: rx.Var[str],
+    result: rx.Var[str],
+    result_state: rx.Var[str],
+) -> rx.Component:
+    """One entry as a memoized React component: its props are plain strings, so an entry whose
+    text did not change is not rendered again when the list around it grows."""
+    item = {
+        "kind": kind,
+        "label": label,
+        "body": body,
+        "tone": tone,
+        "time": time,
+        "error": error,
+        "summary": summary,
+        "result": result,
+        "result_state": result_state,
+    }
+    return log_entry_view(item)
+
+
 def log_entry(item) -> rx.Component:  # noqa: ANN001
+    """One event of the conversation (in a foreach)."""
+    return log_entry_memo(**{name: item[name] for name in FIELDS})
+
+
+def log_entry_view(item) -> rx.Component:  # noqa: ANN001
     body = rx.match(
         item["kind"],
         ("text", rx.box(rx.markdown(item["body"]), class_name="assistant-text")),
@@ -83,12 +119,13 @@ def log_entry(item) -> rx.Component:  # noqa: ANN001
     )
 
 
-def log_view(events, typing) -> rx.Component:  # noqa: ANN001
+def log_view(events, typing, tail=None) -> rx.Component:  # noqa: ANN001
     """The scrolling conversation plus the text being typed, and a "jump to latest" button."""
     return rx.fragment(
         rx.box(
             rx.vstack(
                 rx.foreach(events, log_entry),
+                rx.foreach(tail, log_entry) if tail is not None else rx.fragment(),
                 rx.cond(
                     typing != "", rx.box(rx.markdown(typing), class_name="typing", opacity="0.8")
                 ),

@@ -10,6 +10,7 @@ from app.components.layout import page_frame
 from app.components.log_view import log_view
 from app.components.status_badge import status_badge
 from app.state.task_detail import TaskDetailState as S
+from app.state.task_detail import TaskLiveState as L
 
 
 def stat(label: str, value, id_: str) -> rx.Component:  # noqa: ANN001
@@ -73,19 +74,19 @@ def header() -> rx.Component:
             t["reason"] != "", rx.text(t["reason"], color_scheme="gray", size="2", id="task-reason")
         ),
         rx.cond(
-            S.max_turns > 0,
+            L.max_turns > 0,
             rx.hstack(
                 rx.text(
                     "Turn ",
-                    S.turn,
+                    L.turn,
                     " of ",
-                    S.max_turns,
+                    L.max_turns,
                     size="2",
                     id="task-progress",
                     white_space="nowrap",
                 ),
                 rx.progress(
-                    value=S.progress_pct,
+                    value=L.progress_pct,
                     width="100%",
                     color_scheme=rx.cond(t["status"] == "running", "blue", "gray"),
                 ),
@@ -230,7 +231,7 @@ def task_page() -> rx.Component:
                 header(),
                 prompt_card(),
                 rx.heading("Conversation", size="3"),
-                log_view(S.events, S.typing),
+                log_view(S.events, L.typing, L.tail),
                 follow_up(),
                 rx.cond(S.diff.length() > 0, diff_view(S.diff, S.task["diffstat"])),
                 attempts(),

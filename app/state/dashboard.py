@@ -49,14 +49,17 @@ def task_values() -> dict:
     }
 
 
-def chart_values() -> dict:
-    """The four chart figures, ready for the state."""
-    return {
-        "finished_fig": charts.finished_figure(metrics.finished_per_hour()),
-        "duration_fig": charts.duration_figure(metrics.duration_distribution()),
-        "cost_fig": charts.cost_figure(metrics.cost_tokens_per_day()),
-        "depth_fig": charts.depth_figure(metrics.queue_depth_series()),
-    }
+CHART_BUILDERS = {
+    "finished_fig": (metrics.finished_per_hour, charts.finished_figure),
+    "duration_fig": (metrics.duration_distribution, charts.duration_figure),
+    "cost_fig": (metrics.cost_tokens_per_day, charts.cost_figure),
+    "depth_fig": (metrics.queue_depth_series, charts.depth_figure),
+}
+
+
+def chart_data() -> dict:
+    """The numbers behind each chart (cheap to compare: a figure is rebuilt only on change)."""
+    return {name: read() for name, (read, _) in CHART_BUILDERS.items()}
 
 
 class DashboardState(rx.State):
@@ -70,16 +73,25 @@ class DashboardState(rx.State):
     cost_fig: go.Figure = go.Figure()
     depth_fig: go.Figure = go.Figure()
     following: bool = False
+    _chart_data: dict = {}
 
     def _apply(self, values: dict) -> None:
         for name, value in values.items():
-            setattr(self, name, value)
+            if getattr(self, name) != value:  # unchanged values send nothing to the browser
+                setattr(self, name, value)
+
+    def _apply_charts(self, data: dict) -> None:
+        for name, numbers in data.items():
+            if self._chart_data.get(name) != numbers:
+                setattr(self, name, CHART_BUILDERS[name][1](numbers))
+        self._chart_data = data
 
     @rx.event
     def load(self):
         """Page load: everything once, then follow the status stream."""
         self._apply(task_values())
-        self._apply(chart_values())
+        self._chart_data = {}
+        self._apply_charts(chart_data())
         if not self.following:
             return DashboardState.follow
 
@@ -110,12 +122,12 @@ class DashboardState(rx.State):
                 elif now - last_progress >= PROGRESS_EVERY_S:
                     rows = await asyncio.to_thread(_running_rows)
                     async with self:
-                        self.running = rows
+                        self._apply({"running": rows})
                     last_progress = now
                 if now - last_chart >= CHART_EVERY_S:
-                    values = await asyncio.to_thread(chart_values)
+                    data = await asyncio.to_thread(chart_data)
                     async with self:
-                        self._apply(values)
+                        self._apply_charts(data)
                     last_chart = now
         finally:
             async with self:

@@ -1,4 +1,11 @@
-"""State of one task's page: the task, its attempts and its event log, live from Redis."""
+"""State of one task's page: the task, its attempts and its event log, live from Redis.
+
+Two state classes, because the browser re-renders every component that reads a state class when
+any of that class's vars changes: TaskDetailState holds what changes rarely (the task, attempts,
+the conversation so far), TaskLiveState what changes with every event (the newest entries, the
+text being typed, the turn). A new event then re-renders a handful of entries, not the whole
+conversation; every TAIL_SEAL entries the tail moves into the conversation at once.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +17,25 @@ from app.presenters import attach_result, conversation, diff_files, event_item, 
 from app.schemas import FollowUpCreate, TaskEventOut
 from app.state.base import client_connected
 
+TAIL_SEAL = 30  # new entries go to `tail`; every TAIL_SEAL of them move to `events` at once
 REFRESH_TYPES = {"status", "result", "diff", "progress", "init"}
+
+
+class TaskLiveState(rx.State):
+    """The fast-changing part of a task page (written by TaskDetailState.follow)."""
+
+    tail: list[dict[str, str]] = []
+    typing: str = ""
+    turn: int = 0
+    max_turns: int = 0
+
+    @rx.var
+    def progress_pct(self) -> int:
+        """Turns used, in percent of the task's max turns."""
+        return min(100, int(100 * self.turn / self.max_turns)) if self.max_turns else 0
+
+    def _clear(self) -> None:
+        self.tail, self.typing, self.turn, self.max_turns = [], "", 0, 0
 
 
 class TaskDetailState(rx.State):
@@ -18,22 +43,14 @@ class TaskDetailState(rx.State):
 
     task_id: int = 0
     task: dict[str, str] = {}
-    events: list[dict[str, str]] = []
+    events: list[dict[str, str]] = []  # the conversation so far, but for TaskLiveState.tail
     attempts: list[dict[str, str]] = []
-    typing: str = ""
-    last_stream_id: str = "0"
+    _last_stream_id: str = "0"
     not_found: bool = False
     follow_up_text: str = ""
     action_error: str = ""
     follower: int = 0
-    turn: int = 0
-    max_turns: int = 0
     diff: list[dict[str, str]] = []
-
-    @rx.var
-    def progress_pct(self) -> int:
-        """Turns used, in percent of the task's max turns."""
-        return min(100, int(100 * self.turn / self.max_turns)) if self.max_turns else 0
 
     def _task_id_from_url(self) -> int:
         path = str(self.router.url.path).rstrip("/")
@@ -42,7 +59,7 @@ class TaskDetailState(rx.State):
         except ValueError:
             return 0
 
-    def _refresh_task(self) -> None:
+    def _refresh_task(self, live_state: TaskLiveState) -> None:
         try:
             task = service.get_task(self.task_id)
         except service.TaskNotFound:
@@ -50,8 +67,9 @@ class TaskDetailState(rx.State):
             return
         self.task = task_detail(task)
         self.not_found = False
-        self.max_turns = self.max_turns or task.max_turns
-        self.turn = max(self.turn, task.num_turns) if task.status == "running" else task.num_turns
+        live_state.max_turns = live_state.max_turns or task.max_turns
+        running = task.status == "running"
+        live_state.turn = max(live_state.turn, task.num_turns) if running else task.num_turns
         diff = service.get_task_diff(self.task_id) if task.files_changed else None
         self.diff = diff_files(diff) if diff else []
         self.attempts = [
@@ -68,23 +86,24 @@ class TaskDetailState(rx.State):
         ]
 
     @rx.event
-    def load(self):
+    async def load(self):
         """Page load: the stored history, then follow the live stream from where it ends."""
+        live_state = await self.get_state(TaskLiveState)
+        live_state._clear()
         self.task_id = self._task_id_from_url()
-        self.events, self.typing, self.action_error = [], "", ""
-        self.turn, self.max_turns = 0, 0
-        self._refresh_task()
+        self.events, self.action_error = [], ""
+        self._refresh_task(live_state)
         if self.not_found:
             return
         stored = service.list_events(self.task_id, limit=5000)
         self.events = conversation(stored)
         for event in stored:
             if event.type == "progress":
-                self.turn = int(event.data.get("turn") or 0)
-                self.max_turns = int(event.data.get("max_turns") or self.max_turns)
+                live_state.turn = int(event.data.get("turn") or 0)
+                live_state.max_turns = int(event.data.get("max_turns") or live_state.max_turns)
         if self.task.get("status") != "running":  # finished: the stored count is the truth
-            self.turn = int(self.task.get("turns", "0/0").split("/")[0])
-        self.last_stream_id = stored[-1].stream_id if stored else "0"
+            live_state.turn = int(self.task.get("turns", "0/0").split("/")[0])
+        self._last_stream_id = stored[-1].stream_id if stored else "0"
         self.follower += 1
         return TaskDetailState.follow
 
@@ -92,7 +111,7 @@ class TaskDetailState(rx.State):
     async def follow(self):
         """Append this task's new events as they arrive, while the tab shows this task."""
         async with self:
-            task_id, after, me = self.task_id, self.last_stream_id, self.follower
+            task_id, after, me = self.task_id, self._last_stream_id, self.follower
             token = self.router.session.client_token
         while client_connected(token):
             entries = await live.aread(task_id, after, block_ms=1000)
@@ -102,45 +121,61 @@ class TaskDetailState(rx.State):
                     return  # the tab moved to another page or task
                 if not entries:
                     continue
-                refresh = False
-                for stream_id, event in entries:
-                    after = stream_id
-                    if isinstance(event, TextDeltaEvent):
-                        self.typing += event.text
-                        continue
-                    if isinstance(event, TextEvent):
-                        self.typing = ""
-                    item = TaskEventOut(
-                        stream_id=stream_id,
-                        attempt=event.attempt,
-                        type=event.type,
-                        ts=event.ts,
-                        data=event.model_dump(exclude={"type", "ts", "attempt"}),
-                    )
-                    if event.type == "progress":
-                        self.turn, self.max_turns = event.turn, event.max_turns
-                    elif event.type != "tool_result" or not attach_result(self.events, item):
-                        self.events.append(event_item(item))
-                    refresh = refresh or event.type in REFRESH_TYPES
-                self.last_stream_id = after
-                if refresh:
-                    self._refresh_task()
+                live_state = await self.get_state(TaskLiveState)
+                after = self._apply(entries, live_state) or after
+                self._last_stream_id = after
+
+    def _apply(self, entries: list, live_state: TaskLiveState) -> str:
+        """Add new stream entries to the page; return the last stream id."""
+        refresh = False
+        tail = list(live_state.tail)
+        after = ""
+        for stream_id, event in entries:
+            after = stream_id
+            if isinstance(event, TextDeltaEvent):
+                live_state.typing += event.text
+                continue
+            if isinstance(event, TextEvent) and live_state.typing:
+                live_state.typing = ""
+            item = TaskEventOut(
+                stream_id=stream_id,
+                attempt=event.attempt,
+                type=event.type,
+                ts=event.ts,
+                data=event.model_dump(exclude={"type", "ts", "attempt"}),
+            )
+            if event.type == "progress":
+                live_state.turn, live_state.max_turns = event.turn, event.max_turns
+            elif event.type == "tool_result":  # fold it into its call (maybe sealed already)
+                if not attach_result(tail, item) and not attach_result(self.events, item):
+                    tail.append(event_item(item))
+            else:
+                tail.append(event_item(item))
+            refresh = refresh or event.type in REFRESH_TYPES
+        if len(tail) >= TAIL_SEAL:
+            self.events = self.events + tail
+            tail = []
+        if tail != live_state.tail:
+            live_state.tail = tail
+        if refresh:
+            self._refresh_task(live_state)
+        return after
 
     @rx.event
-    def cancel(self):
+    async def cancel(self):
         try:
             service.cancel_task(self.task_id)
         except (service.InvalidTransition, service.TaskNotFound) as exc:
             self.action_error = str(exc)
-        self._refresh_task()
+        self._refresh_task(await self.get_state(TaskLiveState))
 
     @rx.event
-    def retry(self):
+    async def retry(self):
         try:
             service.retry_task(self.task_id)
         except (service.InvalidTransition, service.TaskNotFound) as exc:
             self.action_error = str(exc)
-        self._refresh_task()
+        self._refresh_task(await self.get_state(TaskLiveState))
 
     @rx.event
     def set_follow_up_text(self, value: str):
@@ -152,7 +187,7 @@ class TaskDetailState(rx.State):
         return TaskDetailState.send_follow_up
 
     @rx.event
-    def send_follow_up(self):
+    async def send_follow_up(self):
         try:
             service.follow_up(self.task_id, FollowUpCreate(prompt=self.follow_up_text))
         except (service.InvalidTransition, service.TaskNotFound) as exc:
@@ -164,4 +199,4 @@ class TaskDetailState(rx.State):
             return
         self.follow_up_text = ""
         self.action_error = ""
-        self._refresh_task()
+        self._refresh_task(await self.get_state(TaskLiveState))
