@@ -48,6 +48,8 @@ class TaskCreate(BaseModel):
     def _prompt_present(cls, value: str) -> str:
         if not value:
             raise ValueError("the prompt is empty: say what Claude Code should do")
+        if "\x00" in value:
+            raise ValueError("the prompt contains a NUL character")
         limit = get_settings().max_prompt_chars
         if len(value) > limit:
             raise ValueError(f"the prompt is too long ({len(value)} characters, at most {limit})")
@@ -56,6 +58,8 @@ class TaskCreate(BaseModel):
     @field_validator("cwd", "repo", "base_ref", "model")
     @classmethod
     def _empty_is_none(cls, value: str | None) -> str | None:
+        if value and "\x00" in value:
+            raise ValueError("contains a NUL character")
         return value or None
 
     @field_validator("cwd")
@@ -203,6 +207,7 @@ class Page(BaseModel, Generic[T]):
 # ----- accounts and tokens (issue 7) ----------------------------------------------------------
 
 RoleName = Literal["admin", "member", "viewer"]
+NO_NUL = r"^[^\x00]*$"  # text the databases can store (PostgreSQL refuses NUL characters)
 Scope = Literal["read", "write", "admin"]
 
 
@@ -211,7 +216,7 @@ class LoginIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    username: str = Field(min_length=1, max_length=64)
+    username: str = Field(min_length=1, max_length=64, pattern=NO_NUL)
     password: str = Field(min_length=1, max_length=256)
 
 
@@ -268,7 +273,7 @@ class TokenCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=100)
+    name: str = Field(min_length=1, max_length=100, pattern=NO_NUL)
     scopes: list[Scope] | None = Field(default=None, max_length=3)
     expires_in_days: int | None = Field(default=None, ge=1, le=3650)
 

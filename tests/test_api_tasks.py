@@ -95,6 +95,8 @@ def test_list_pages_with_a_cursor_and_filters(api, accounts):
         ({"prompt": "hi", "priority": "urgent"}, ["body", "priority"], "'high'"),
         ({"prompt": "hi", "colour": "red"}, ["body", "colour"], "Extra inputs"),
         ({"prompt": "x" * 100_001}, ["body", "prompt"], "too long"),
+        ({"prompt": "a\x00b"}, ["body", "prompt"], "NUL character"),
+        ({"prompt": "hi", "base_ref": "ma\x00in"}, ["body", "base_ref"], "NUL character"),
     ],
 )
 def test_invalid_bodies_get_422_naming_the_field_and_nothing_is_stored(

@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
+from sqlalchemy.exc import DataError
 
 from app.api.accounts import router as accounts_router
 from app.api.engine import router as engine_router
@@ -57,6 +58,19 @@ def service_validation_error(_request: Request, exc: ValidationError) -> JSONRes
     return JSONResponse({"detail": detail}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
 
 
+def database_refused(_request: Request, exc: DataError) -> JSONResponse:
+    """422 when the database refuses a value that passed validation (the change is rolled back)."""
+    log.info("database refused a value: %s", type(exc.orig).__name__)
+    return JSONResponse(
+        {
+            "detail": [
+                {"loc": ["body"], "msg": "a value the database cannot store", "type": "value_error"}
+            ]
+        },
+        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+    )
+
+
 def server_error(request: Request, exc: Exception) -> JSONResponse:
     """500 without internals in the answer; the log has the traceback (never a credential)."""
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
@@ -78,6 +92,7 @@ def create_api() -> FastAPI:
         api.include_router(router, max_body_size=limit)
     api.add_exception_handler(RequestValidationError, validation_error)
     api.add_exception_handler(ValidationError, service_validation_error)
+    api.add_exception_handler(DataError, database_refused)
     api.add_exception_handler(Exception, server_error)
     api.add_middleware(RequestMetrics)
     return api

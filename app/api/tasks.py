@@ -27,7 +27,7 @@ from app import live, service
 from app.api.deps import MAX_ID, Reader, Writer
 from app.events import StatusEvent
 from app.models import TaskStatus
-from app.schemas import FollowUpCreate, Page, TaskCreate, TaskEventOut, TaskOut, TaskSummary
+from app.schemas import NO_NUL, FollowUpCreate, Page, TaskCreate, TaskEventOut, TaskOut, TaskSummary
 
 router = APIRouter(prefix="/api/v1", tags=["tasks"])
 
@@ -70,8 +70,11 @@ def list_tasks(
     _: Reader,
     status_: Annotated[StatusName | None, Query(alias="status")] = None,
     priority: Literal["high", "default", "low"] | None = None,
-    repo: Annotated[str | None, Query(max_length=1000)] = None,
-    q: Annotated[str | None, Query(max_length=200, description="Text in title or prompt.")] = None,
+    repo: Annotated[str | None, Query(max_length=1000, pattern=NO_NUL)] = None,
+    q: Annotated[
+        str | None,
+        Query(max_length=200, pattern=NO_NUL, description="Text in title or prompt."),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[int | None, Query(ge=1, le=MAX_ID, description="`next_cursor`.")] = None,
 ) -> Response:
