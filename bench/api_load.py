@@ -21,6 +21,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -151,12 +152,18 @@ class Server:
         return total / tick
 
     def stop(self) -> None:
+        """Stop the whole process group: granian's worker process would outlive its parent."""
         if self.process and self.process.poll() is None:
-            self.process.terminate()
+            os.killpg(self.process.pid, signal.SIGINT)
             try:
                 self.process.wait(15)
             except subprocess.TimeoutExpired:
-                self.process.kill()
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(5)
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)  # anything left in the group
+        except ProcessLookupError:
+            pass
 
 
 def run_wrk(
