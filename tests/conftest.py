@@ -218,6 +218,8 @@ class WebStack:
             TASKDECK_WORKSPACE_ROOT=str(directory / "workspaces"),
             TASKDECK_CLAUDE_CONFIG_ROOT=str(directory / "claude"),
             CLAUDE_CODE_MAX_RETRIES="0",
+            # Reflex empties its disk-state dir at start: never the checkout's shared .states.
+            REFLEX_STATES_WORKDIR=str(directory / "states"),
         )
         env.update(extra_env or {})
         self.env = env

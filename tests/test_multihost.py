@@ -31,11 +31,13 @@ from tests.conftest import (
     VIEWPORTS,
     RedisServer,
     free_port,
+    sign_in,
     wait_for_status,
     wait_until,
 )
 
 HOSTS = ("host-a", "host-b", "host-c")
+WEB_USER = ("deploy-tester", "deploy-tester-pw")
 REFLEX_REDIS_DB = 1  # the app's UI state; the queue and events use db 0
 
 
@@ -49,7 +51,14 @@ class AppProcess:
         self.log_path = directory / f"app-{name}.log"
         web = Path(f"/tmp/taskdeck-deploy-web-{name}")  # kept between runs: npm cache
         self.env = reflex_env(
-            {**env, "TASKDECK_PORT": str(self.port), "REFLEX_WEB_WORKDIR": str(web)}
+            {
+                **env,
+                "TASKDECK_PORT": str(self.port),
+                "REFLEX_WEB_WORKDIR": str(web),
+                # Reflex empties its disk-state dir at start: the shared checkout's .states would
+                # race with the other app process (and anyone else's run).
+                "REFLEX_STATES_WORKDIR": str(directory / f"states-{name}"),
+            }
         )
         self.process: subprocess.Popen | None = None
 
@@ -132,6 +141,9 @@ def cluster(tmp_path_factory, postgres_server, demo_model):
         from app.db import upgrade_database
 
         upgrade_database()
+        from app import auth
+
+        auth.create_user(*WEB_USER, role="member")  # every page needs an account
         app_env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("TASKDECK_")},
             **shared,
@@ -191,6 +203,7 @@ def test_three_worker_hosts_share_100_tasks_and_the_workers_page_shows_them(clus
     print(f"tasks per worker host: {dict(per_host)}")
 
     page = browser.new_page(viewport=VIEWPORTS["desktop"])
+    sign_in(page, cluster["apps"][0].url, WEB_USER)
     page.goto(cluster["apps"][0].url + "/queues")
     cards = page.locator(".worker-card")
     expect(cards).to_have_count(len(HOSTS), timeout=60_000)
@@ -211,6 +224,7 @@ def test_two_app_processes_each_serve_a_live_task_page(cluster, browser):
     pages = []
     for app in cluster["apps"]:
         page = browser.new_page(viewport=VIEWPORTS["phone"])
+        sign_in(page, app.url, WEB_USER)
         page.goto(f"{app.url}/tasks/{task.id}")
         pages.append(page)
     for page in pages:  # live: each page sees the run start while it is open
