@@ -67,6 +67,9 @@ def chaos_env(env, tmp_path, monkeypatch):
         "TASKDECK_JOB_MONITORING_INTERVAL_S": "3",  # lease and heartbeat grace: the defaults
         "TASKDECK_METRICS_INTERVAL_S": "60",
     }
+    # As in production, the claude CLI retries a refused or reset connection itself (twice).
+    values.pop("CLAUDE_CODE_MAX_RETRIES", None)
+    monkeypatch.delenv("CLAUDE_CODE_MAX_RETRIES", raising=False)
     for key, value in values.items():
         monkeypatch.setenv(key, value)
     get_settings.cache_clear()
@@ -111,6 +114,11 @@ def test_chaos_kills_and_a_redis_restart_lose_nothing(chaos_env, tmp_path):
     for task in final:
         if task.status != TaskStatus.SUCCEEDED:
             print(f"chaos: task {task.id} {task.status}: {task.status_reason}")
+            for attempt in service.list_attempts(task.id):
+                print(f"  attempt {attempt.number} {attempt.status}: {attempt.reason}")
+            for event in service.list_events(task.id):
+                if event.type in ("result", "error", "api_retry"):
+                    print(f"  {event.type} {event.attempt}: {event.data}")
     assert succeeded >= 0.995 * TASKS, [
         (t.id, t.status, t.status_reason) for t in final if t.status != TaskStatus.SUCCEEDED
     ]

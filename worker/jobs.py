@@ -308,6 +308,26 @@ def _task_id_of(job) -> int | None:  # noqa: ANN001
         return None
 
 
+def worker_is_gone(name: str | None) -> bool:
+    """Whether a worker (named host.pid) ran on this host and its process no longer exists.
+
+    Its work horse, and the horse's claude, died with it (PR_SET_PDEATHSIG, worker/__main__.py).
+    A worker of another host, or a pid now reused, counts as alive: its run keeps its lease.
+    """
+    from worker.graceful import worker_name as this_worker
+
+    host, _, pid = (name or "").rpartition(".")
+    if not pid.isdigit() or host != this_worker().rpartition(".")[0]:
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 def on_job_failure(job, connection, exc_type, exc_value, tb) -> None:  # noqa: ANN001
     """RQ failure callback: a job that died without ending its task (crash, lost worker)."""
     task_id = _task_id_of(job)
@@ -316,6 +336,8 @@ def on_job_failure(job, connection, exc_type, exc_value, tb) -> None:  # noqa: A
     reason = "worker lost" if exc_type is AbandonedJobError else f"{exc_type.__name__}: {exc_value}"
     service.close_open_attempts(task_id, TaskStatus.FAILED, reason)
     kill_leftover_group(task_id)
+    if exc_type is AbandonedJobError and worker_is_gone(job.worker_name):
+        TaskLock.break_for(task_id)  # its run died with it: the retry need not wait for the lease
     if (job.retries_left or 0) > 0:
         moved = service.transition(
             task_id, [TaskStatus.RUNNING], TaskStatus.QUEUED, status_reason=f"retrying: {reason}"
