@@ -207,3 +207,18 @@ def test_a_run_that_loses_its_lease_stops_and_writes_nothing(fresh_redis, tmp_pa
         assert [a.status for a in service.list_attempts(task.id)] == ["failed", "succeeded"]
     finally:
         pool.stop()
+
+
+def test_only_a_worker_of_this_host_whose_process_is_gone_counts_as_gone(env):
+    import subprocess
+
+    from worker.graceful import worker_name
+    from worker.jobs import worker_is_gone
+
+    host = worker_name().rpartition(".")[0]
+    child = subprocess.Popen(["true"])
+    child.wait()
+    assert worker_is_gone(f"{host}.{child.pid}")
+    assert not worker_is_gone(f"{host}.{os.getpid()}")
+    assert not worker_is_gone(f"elsewhere.{child.pid}")
+    assert not worker_is_gone(None)
