@@ -59,6 +59,7 @@ EXPOSE 3000
 HEALTHCHECK --interval=15s --timeout=5s --start-period=180s --retries=3 \
     CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:3000/ping', timeout=4)"
 
-# The app: migrate, then serve the front end and the backend (REST API under /api/v1) on 3000.
-# Workers use the same image with `python -m worker` (docker-compose.yml).
-CMD ["sh", "-c", "python -m app.db && exec reflex run --env prod --frontend-port ${TASKDECK_PORT} --loglevel warning"]
+# The app: migrate, create the first admin on an empty database (as `make run`: password from
+# TASKDECK_ADMIN_PASSWORD, or a random one printed once to the log), then serve the front end and
+# the backend (REST API under /api/v1) on 3000. Workers run this image with `python -m worker`.
+CMD ["sh", "-c", "python -m app.db && python -c 'from app.stack import Stack; Stack().first_admin()' && exec reflex run --env prod --frontend-port ${TASKDECK_PORT} --loglevel warning"]

@@ -52,6 +52,8 @@ def test_app_and_workers_share_one_redis_and_one_database_and_use_known_settings
     assert envs["app"]["TASKDECK_REDIS_URL"].startswith("redis://redis:6379/")
 
     known = {f"TASKDECK_{name.upper()}" for name in Settings.model_fields}
+    # and the few read straight from the environment by the launcher (the first admin's password)
+    known |= set(re.findall(r"TASKDECK_[A-Z_]+", (PROJECT_ROOT / "app" / "stack.py").read_text()))
     for env in envs.values():
         unknown = {k for k in env if k.startswith("TASKDECK_")} - known
         assert not unknown, f"not settings (typos?): {unknown}"
@@ -117,6 +119,7 @@ def test_dockerfile_builds_one_non_root_image_with_venv_front_end_and_health_che
     assert f"TASKDECK_PORT={expose}" in env
     (cmd,) = dockerfile_instructions("CMD")
     assert "python -m app.db" in cmd and "reflex run --env prod" in cmd
+    assert "Stack().first_admin()" in cmd  # as `make run`: an empty database gets its admin
     assert "--frontend-port ${TASKDECK_PORT}" in cmd
 
 
