@@ -7,13 +7,16 @@ finished task back.
 
 from __future__ import annotations
 
+import itertools
 import logging
+import time
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
+from redis.exceptions import RedisError
 from sqlalchemy import delete, func, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
@@ -188,14 +191,49 @@ def _stream_key(stream_id: str) -> tuple[int, int]:
 def publish_status(task_id: int, status: str, reason: str | None, attempt: int = 0) -> None:
     """Announce a status change on the task's stream, the global stream and in the database."""
     event = StatusEvent(status=status, reason=reason, attempt=attempt)
-    try:
-        stream_id = live.publish(task_id, event)
-    except Exception:  # Redis down: the database still has the status; the page polls it
-        log.warning("could not publish status of task %s", task_id, exc_info=True)
-    else:
-        record_events(task_id, [(stream_id, event)])
+    record_events(task_id, [(publish_event(task_id, event), event)])
     if status in TaskStatus.TERMINAL:
         settle_dependents(task_id)
+
+
+LOCAL_SEQ_BASE = 1_000_000  # local stream ids sort after Redis's ids of the same millisecond
+_local_seq = itertools.count(1)
+PUBLISH_RETRY_S = (0.2, 0.5, 1.0, 2.0)
+
+
+def publish_event(task_id: int, event: Event) -> str:
+    """XADD an event to its task's stream and return the stream id, riding out a short Redis
+    outage (a restart). If Redis stays away, return a local id of the same "ms-seq" shape, so
+    the database still keeps the event in order (the live page misses it; the task page reads
+    the database)."""
+    for delay in (*PUBLISH_RETRY_S, None):
+        try:
+            return live.publish(task_id, event)
+        except RedisError:
+            if delay is None:
+                break
+            time.sleep(delay)
+    log.warning("task %s: Redis unreachable, %s event kept in the database only", task_id,
+                event.type)
+    return f"{int(time.time() * 1000)}-{LOCAL_SEQ_BASE + next(_local_seq)}"
+
+
+def backfill_events(task_id: int) -> int:
+    """Store the events the task's Redis stream has and the database lacks (a worker killed
+    between publishing an event and storing it); returns how many."""
+    try:
+        entries = live.read(task_id, count=get_settings().stream_maxlen)
+    except RedisError:
+        return 0
+    if not entries:
+        return 0
+    with session_scope() as session:
+        have = set(
+            session.exec(select(TaskEvent.stream_id).where(col(TaskEvent.task_id) == task_id))
+        )
+    missing = [(sid, ev) for sid, ev in entries if sid not in have and ev.type != "text_delta"]
+    record_events(task_id, missing)
+    return len(missing)
 
 
 def record_events(task_id: int, events: Iterable[tuple[str, Event]]) -> None:

@@ -222,3 +222,36 @@ def test_only_a_worker_of_this_host_whose_process_is_gone_counts_as_gone(env):
     assert not worker_is_gone(f"{host}.{os.getpid()}")
     assert not worker_is_gone(f"elsewhere.{child.pid}")
     assert not worker_is_gone(None)
+
+
+def test_events_published_but_not_stored_are_backfilled_from_the_stream(env):
+    from app import live
+    from app.events import StatusEvent
+
+    task = service.create_task(TaskCreate(prompt="backfill"))
+    stream_id = live.publish(task.id, StatusEvent(status="running", reason="x", attempt=1))
+    assert stream_id not in {e.stream_id for e in service.list_events(task.id)}
+
+    assert service.backfill_events(task.id) == 1
+
+    assert stream_id in {e.stream_id for e in service.list_events(task.id)}
+    assert service.backfill_events(task.id) == 0
+
+
+def test_an_event_is_kept_in_the_database_while_redis_is_away(env, monkeypatch):
+    from app.events import StatusEvent
+    from app.settings import get_settings
+    from tests.conftest import free_port
+
+    task = service.create_task(TaskCreate(prompt="redis away"))
+    monkeypatch.setattr(service, "PUBLISH_RETRY_S", (0.01,))
+    monkeypatch.setenv("TASKDECK_REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")
+    get_settings.cache_clear()
+
+    event = StatusEvent(status="running", reason="offline", attempt=1)
+    stream_id = service.publish_event(task.id, event)
+    service.record_events(task.id, [(stream_id, event)])
+
+    stored = [e for e in service.list_events(task.id) if e.data.get("reason") == "offline"]
+    assert [e.stream_id for e in stored] == [stream_id]
+    assert int(stream_id.split("-")[1]) > service.LOCAL_SEQ_BASE

@@ -9,6 +9,7 @@ which calls `on_job_failure` (AbandonedJobError) and then retries the job.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import re
@@ -17,6 +18,7 @@ import threading
 import time
 from pathlib import Path
 
+from redis.exceptions import RedisError
 from rq import get_current_job
 from rq.exceptions import AbandonedJobError
 
@@ -57,9 +59,12 @@ class EventRecorder:
         self._lock = threading.Lock()
 
     def emit(self, event: Event) -> None:
-        stream_id = live.publish(self.task_id, event)
         if isinstance(event, TextDeltaEvent):
-            return  # typing deltas are for the live page only; the full text event is stored
+            # typing deltas are for the live page only; the full text event is stored
+            with contextlib.suppress(RedisError):
+                live.publish(self.task_id, event)
+            return
+        stream_id = service.publish_event(self.task_id, event)  # rides out a Redis restart
         with self._lock:
             self._pending.append((stream_id, event))
             due = (
@@ -104,6 +109,7 @@ def run_task(task_id: int) -> str:
         return "another run of this task is active"
     _lease = lock
     try:
+        service.backfill_events(task_id)  # what a killed run published but did not store
         with lock.kept_alive(on_lost=lambda: kill_leftover_group(task_id)):
             return run_attempt(task_id)
     finally:
@@ -334,6 +340,7 @@ def on_job_failure(job, connection, exc_type, exc_value, tb) -> None:  # noqa: A
     if task_id is None or exc_type is RetryableFailure:
         return
     reason = "worker lost" if exc_type is AbandonedJobError else f"{exc_type.__name__}: {exc_value}"
+    service.backfill_events(task_id)  # what the lost run published but did not store
     service.close_open_attempts(task_id, TaskStatus.FAILED, reason)
     kill_leftover_group(task_id)
     if exc_type is AbandonedJobError and worker_is_gone(job.worker_name):

@@ -124,6 +124,7 @@ def _recover(
     counts: dict[str, int],
 ) -> None:
     """Put a task whose job Redis lost back on its queue, or fail it when no attempt is left."""
+    service.backfill_events(task_id)
     if status == TaskStatus.QUEUED:
         reason = "re-enqueued: its job was missing from Redis"
         enqueue_task(task_id, priority, runs, max(1, service.attempts_left(task_id)), repo=repo)
