@@ -206,16 +206,32 @@ def publish_event(task_id: int, event: Event) -> str:
     outage (a restart). If Redis stays away, return a local id of the same "ms-seq" shape, so
     the database still keeps the event in order (the live page misses it; the task page reads
     the database)."""
+    retried = False
     for delay in (*PUBLISH_RETRY_S, None):
         try:
+            # A restart can take the XADD and lose its reply: never add the same event twice.
+            if retried and (stream_id := _published_id(task_id, event)):
+                return stream_id
             return live.publish(task_id, event)
         except RedisError:
+            retried = True
             if delay is None:
                 break
             time.sleep(delay)
     log.warning("task %s: Redis unreachable, %s event kept in the database only", task_id,
                 event.type)
     return f"{int(time.time() * 1000)}-{LOCAL_SEQ_BASE + next(_local_seq)}"
+
+
+def _published_id(task_id: int, event: Event) -> str | None:
+    """The stream id of this very event if it is among the stream's last entries (its payload,
+    timestamp included, is unique)."""
+    payload = event.model_dump_json()
+    for entry_id, fields in get_redis().xrevrange(live.task_stream(task_id), count=50):
+        raw = fields.get(b"e") or fields.get("e")
+        if raw is not None and (raw.decode() if isinstance(raw, bytes) else raw) == payload:
+            return entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    return None
 
 
 def backfill_events(task_id: int) -> int:

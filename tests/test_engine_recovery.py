@@ -255,3 +255,28 @@ def test_an_event_is_kept_in_the_database_while_redis_is_away(env, monkeypatch):
     stored = [e for e in service.list_events(task.id) if e.data.get("reason") == "offline"]
     assert [e.stream_id for e in stored] == [stream_id]
     assert int(stream_id.split("-")[1]) > service.LOCAL_SEQ_BASE
+
+
+def test_a_retried_publish_never_adds_the_same_event_twice(env, monkeypatch):
+    from app import live
+    from app.events import StatusEvent
+
+    task = service.create_task(TaskCreate(prompt="twice"))
+    event = StatusEvent(status="running", reason="once", attempt=1)
+    landed = live.publish(task.id, event)  # Redis took it, but the reply is lost:
+    real_publish, calls = live.publish, []
+
+    def reply_lost(task_id, ev, redis=None):  # noqa: ANN001, ANN202
+        calls.append(ev)
+        if len(calls) == 1:
+            from redis.exceptions import ConnectionError as RedisConnectionError
+
+            raise RedisConnectionError("connection reset")
+        return real_publish(task_id, ev, redis)
+
+    monkeypatch.setattr(live, "publish", reply_lost)
+    monkeypatch.setattr(service, "PUBLISH_RETRY_S", (0.01,))
+
+    assert service.publish_event(task.id, event) == landed
+    stored = [sid for sid, ev in live.read(task.id) if getattr(ev, "reason", None) == "once"]
+    assert stored == [landed]
