@@ -123,14 +123,13 @@ def log_view(events, typing, tail=None) -> rx.Component:  # noqa: ANN001
     """The scrolling conversation plus the text being typed, and a "jump to latest" button."""
     return rx.fragment(
         rx.box(
-            rx.vstack(
+            rx.box(  # a plain block, not a flex column: appending stays cheap with 1,000s
                 rx.foreach(events, log_entry),
                 rx.foreach(tail, log_entry) if tail is not None else rx.fragment(),
                 rx.cond(
                     typing != "", rx.box(rx.markdown(typing), class_name="typing", opacity="0.8")
                 ),
                 id="event-log",
-                spacing="0",
                 width="100%",
             ),
             id="log-scroll",

@@ -21,6 +21,11 @@ TAIL_SEAL = 30  # new entries go to `tail`; every TAIL_SEAL of them move to `eve
 REFRESH_TYPES = {"status", "result", "diff", "progress", "init"}
 
 
+def unwrapped(value):  # noqa: ANN001, ANN201
+    """The plain object behind a state var's change-tracking proxy (read-only use)."""
+    return getattr(value, "__wrapped__", value)
+
+
 class TaskLiveState(rx.State):
     """The fast-changing part of a task page (written by TaskDetailState.follow)."""
 
@@ -127,8 +132,8 @@ class TaskDetailState(rx.State):
 
     def _apply(self, entries: list, live_state: TaskLiveState) -> str:
         """Add new stream entries to the page; return the last stream id."""
-        refresh = False
-        tail = list(live_state.tail)
+        refresh = changed = False
+        tail = list(unwrapped(live_state.tail))  # plain dicts: no proxy per item
         after = ""
         for stream_id, event in entries:
             after = stream_id
@@ -147,15 +152,17 @@ class TaskDetailState(rx.State):
             if event.type == "progress":
                 live_state.turn, live_state.max_turns = event.turn, event.max_turns
             elif event.type == "tool_result":  # fold it into its call (maybe sealed already)
+                changed = True
                 if not attach_result(tail, item) and not attach_result(self.events, item):
                     tail.append(event_item(item))
             else:
+                changed = True
                 tail.append(event_item(item))
             refresh = refresh or event.type in REFRESH_TYPES
         if len(tail) >= TAIL_SEAL:
-            self.events = self.events + tail
+            self.events = [*unwrapped(self.events), *tail]
             tail = []
-        if tail != live_state.tail:
+        if changed:
             live_state.tail = tail
         if refresh:
             self._refresh_task(live_state)
