@@ -146,8 +146,8 @@ def test_chaos_kills_and_a_redis_restart_lose_nothing(chaos_env, tmp_path):
             for sid, ev in live.read(task.id, count=100_000)
             if ev.attempt in finished and ev.type != "text_delta"
         ]
-        missing = [(sid, ev.type) for sid, ev in published if sid not in stored]
-        assert not missing, (task.id, missing)
+        missing = [(sid, ev.model_dump()) for sid, ev in published if sid not in stored]
+        assert not missing, (task.id, missing, [(a.number, a.status, a.reason) for a in attempts])
         if task.status == TaskStatus.SUCCEEDED:
             last = attempts[-1]
             kinds = [e.type for e in events if e.attempt == last.number]
