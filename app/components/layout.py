@@ -92,8 +92,14 @@ def user_menu() -> rx.Component:
         AuthState.signed_in,
         rx.menu.root(
             rx.menu.trigger(
-                rx.button(rx.icon("user", size=16), AuthState.username, variant="soft",
-                          size="1", id="user-menu", data_role=AuthState.role),
+                rx.button(
+                    rx.icon("user", size=16),
+                    AuthState.username,
+                    variant="soft",
+                    size="1",
+                    id="user-menu",
+                    data_role=AuthState.role,
+                ),
             ),
             rx.menu.content(
                 rx.menu.item(rx.text("Role: ", AuthState.role), disabled=True),
