@@ -1,10 +1,10 @@
 """Alembic environment: migrates the database named by the settings (or -x url / config)."""
 
-from alembic import context
 from sqlalchemy import engine_from_config, pool
 from sqlmodel import SQLModel
 
 import app.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+from alembic import context
 from app.settings import get_settings
 
 config = context.config

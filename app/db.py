@@ -1,4 +1,4 @@
-"""Database engine and sessions: SQLite (WAL) by default, PostgreSQL or any SQLAlchemy URL by setting."""
+"""Database engine and sessions: SQLite (WAL) by default, PostgreSQL or any SQLAlchemy URL."""
 
 from __future__ import annotations
 
@@ -65,8 +65,9 @@ def aware(value: datetime | None) -> datetime | None:
 
 def upgrade_database(url: str | None = None) -> None:
     """Run the Alembic migrations up to head (the app and the workers call this at start)."""
-    from alembic import command
     from alembic.config import Config
+
+    from alembic import command
 
     url = url or get_settings().database_url
     config = Config(str(PROJECT_ROOT / "alembic.ini"))

@@ -30,7 +30,9 @@ class TaskCreate(BaseModel):
     repo: str | None = Field(
         default=None, description="A git repository: the task runs in its own worktree of it."
     )
-    base_ref: str | None = Field(default=None, description="Branch or commit the worktree starts at.")
+    base_ref: str | None = Field(
+        default=None, description="Branch or commit the worktree starts at."
+    )
     model: str | None = Field(default=None, description="Model name (default from settings).")
     max_turns: int | None = Field(default=None, description="Most agent turns allowed.")
     priority: Priority = "default"
@@ -39,7 +41,8 @@ class TaskCreate(BaseModel):
     timeout_s: int | None = Field(default=None, ge=5, le=24 * 3600)
     max_attempts: int | None = Field(default=None, ge=1, le=10)
     depends_on: list[Annotated[int, Field(ge=1, le=2**31 - 1)]] = Field(  # INTEGER ids (PostgreSQL)
-        default_factory=list, max_length=50,
+        default_factory=list,
+        max_length=50,
         description="Ids of tasks that must succeed before this one starts.",
     )
 

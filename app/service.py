@@ -218,8 +218,9 @@ def publish_event(task_id: int, event: Event) -> str:
             if delay is None:
                 break
             time.sleep(delay)
-    log.warning("task %s: Redis unreachable, %s event kept in the database only", task_id,
-                event.type)
+    log.warning(
+        "task %s: Redis unreachable, %s event kept in the database only", task_id, event.type
+    )
     return f"{int(time.time() * 1000)}-{LOCAL_SEQ_BASE + next(_local_seq)}"
 
 
@@ -279,9 +280,7 @@ def record_events(task_id: int, events: Iterable[tuple[str, Event]]) -> None:
                 pass
 
 
-def transition(
-    task_id: int, from_statuses: Sequence[str], to_status: str, **values: Any
-) -> bool:
+def transition(task_id: int, from_statuses: Sequence[str], to_status: str, **values: Any) -> bool:
     """Move a task to `to_status` only if it is in one of `from_statuses`; True if it moved."""
     with session_scope() as session:
         result = session.exec(
@@ -511,8 +510,7 @@ def queue_stats() -> list[dict[str, Any]]:
                 "queued": queue.count,
                 "running": queue.started_job_registry.count,
                 "failed": queue.failed_job_registry.count,
-                "scheduled": queue.scheduled_job_registry.count
-                + queue.deferred_job_registry.count,
+                "scheduled": queue.scheduled_job_registry.count + queue.deferred_job_registry.count,
                 "oldest_wait_s": wait,
             }
         )
@@ -595,8 +593,18 @@ def bulk_retry(task_ids: Iterable[int]) -> dict[int, str]:
 # --- REST API reads and deletes (issue 7): a lean list for scripts, and removing old tasks.
 
 SUMMARY_COLUMNS = (
-    Task.id, Task.title, Task.status, Task.priority, Task.model, Task.repo, Task.created_at,
-    Task.started_at, Task.finished_at, Task.attempts_count, Task.num_turns, Task.cost_usd,
+    Task.id,
+    Task.title,
+    Task.status,
+    Task.priority,
+    Task.model,
+    Task.repo,
+    Task.created_at,
+    Task.started_at,
+    Task.finished_at,
+    Task.attempts_count,
+    Task.num_turns,
+    Task.cost_usd,
     Task.duration_ms,
 )
 
@@ -668,8 +676,11 @@ def _field_error(field: str, message: str, value: Any) -> ValidationError:
     """A pydantic ValidationError naming one field (the API answers it with HTTP 422)."""
     return ValidationError.from_exception_data(
         "TaskCreate",
-        [InitErrorDetails(type=PydanticCustomError("value_error", message), loc=(field,),
-                          input=value)],
+        [
+            InitErrorDetails(
+                type=PydanticCustomError("value_error", message), loc=(field,), input=value
+            )
+        ],
     )
 
 
@@ -735,8 +746,13 @@ def dispatch(task_id: int) -> str:
     if broken:
         dep, dep_status = broken[0]
         reason = f"dependency #{dep} {dep_status}: not run"
-        if transition(task_id, [TaskStatus.QUEUED], TaskStatus.FAILED, status_reason=reason,
-                      finished_at=utcnow()):
+        if transition(
+            task_id,
+            [TaskStatus.QUEUED],
+            TaskStatus.FAILED,
+            status_reason=reason,
+            finished_at=utcnow(),
+        ):
             publish_status(task_id, TaskStatus.FAILED, reason)
             return "failed"
         return "skipped"
@@ -771,7 +787,9 @@ def _attempts_in_run(session: Any, task: Task) -> int:
     from app.queue import job_id_for
 
     return session.exec(
-        select(func.count()).select_from(Attempt).where(
+        select(func.count())
+        .select_from(Attempt)
+        .where(
             col(Attempt.task_id) == task.id,
             col(Attempt.rq_job_id) == job_id_for(task.id, task.runs),
         )

@@ -1,4 +1,4 @@
-"""Every Taskdeck knob, read from TASKDECK_* environment variables (and .env) by pydantic-settings."""
+"""Every Taskdeck knob, read from TASKDECK_* environment variables (and .env)."""
 
 from __future__ import annotations
 
@@ -22,13 +22,18 @@ class Settings(BaseSettings):
         default=f"sqlite:///{DATA_DIR / 'taskdeck.db'}",
         description="SQLAlchemy URL of the database (SQLite by default, PostgreSQL by URL).",
     )
-    redis_url: str = Field(default="redis://127.0.0.1:6379/0", description="Redis for queue + events.")
-    workspace_root: Path = Field(default=DATA_DIR / "workspaces", description="Per-task workspaces.")
+    redis_url: str = Field(
+        default="redis://127.0.0.1:6379/0", description="Redis for queue + events."
+    )
+    workspace_root: Path = Field(
+        default=DATA_DIR / "workspaces", description="Per-task workspaces."
+    )
     claude_config_root: Path = Field(
         default=DATA_DIR / "claude", description="Parent of each worker's CLAUDE_CONFIG_DIR."
     )
     claude_path: str | None = Field(
-        default=None, description="Path of the claude CLI; the one bundled in claude-agent-sdk if unset."
+        default=None,
+        description="Path of the claude CLI; the one bundled in claude-agent-sdk if unset.",
     )
     default_model: str = "claude-sonnet-4-5"
     max_turns_limit: int = Field(default=200, description="Upper bound accepted for max_turns.")
@@ -42,19 +47,22 @@ class Settings(BaseSettings):
     )
     retry_backoff_max_s: int = Field(default=600, ge=0, description="Longest wait between retries.")
     cli_max_retries: int = Field(
-        default=2, ge=0,
-        description="API retries the claude CLI makes inside one attempt (CLAUDE_CODE_MAX_RETRIES).",
+        default=2,
+        ge=0,
+        description="API retries the CLI makes inside one attempt (CLAUDE_CODE_MAX_RETRIES).",
     )
     workers: int = Field(default=2, description="Worker processes started by `python -m worker`.")
     worker_host: str | None = Field(
         default=None, description="Host part of worker names (host.pid); the hostname if unset."
     )
     shutdown_grace_s: int = Field(
-        default=60, ge=0,
+        default=60,
+        ge=0,
         description="On SIGTERM a worker lets its task run this long, then hands it back.",
     )
     global_concurrency: int = Field(
-        default=0, ge=0,
+        default=0,
+        ge=0,
         description="Most tasks without a repository released to workers at once (0 = no limit).",
     )
     repo_concurrency: int = Field(

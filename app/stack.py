@@ -40,8 +40,13 @@ def reflex_env(base: dict[str, str]) -> dict[str, str]:
     if "NPM_CONFIG_REGISTRY" not in env:
         npm = shutil.which("npm", path=env["PATH"])
         if npm:
-            registry = subprocess.run([npm, "config", "get", "registry"], capture_output=True,
-                                      text=True, env=env, check=False).stdout.strip()
+            registry = subprocess.run(
+                [npm, "config", "get", "registry"],
+                capture_output=True,
+                text=True,
+                env=env,
+                check=False,
+            ).stdout.strip()
             if registry:
                 env["NPM_CONFIG_REGISTRY"] = registry
     return env
@@ -61,10 +66,12 @@ class Stack:
         self.children: list[tuple[str, subprocess.Popen]] = []
         self.env = dict(os.environ)
 
-    def spawn(self, name: str, args: list[str], env: dict[str, str] | None = None,
-              **kwargs) -> subprocess.Popen:  # noqa: ANN003
-        process = subprocess.Popen(args, cwd=PROJECT_ROOT, env=env or self.env,
-                                   start_new_session=True, **kwargs)
+    def spawn(
+        self, name: str, args: list[str], env: dict[str, str] | None = None, **kwargs
+    ) -> subprocess.Popen:  # noqa: ANN003
+        process = subprocess.Popen(
+            args, cwd=PROJECT_ROOT, env=env or self.env, start_new_session=True, **kwargs
+        )
         self.children.append((name, process))
         return process
 
@@ -82,9 +89,23 @@ class Stack:
         data = DATA_DIR / "redis"
         data.mkdir(parents=True, exist_ok=True)
         port = str(parsed.port or 6379)
-        self.spawn("redis", [binary, "--bind", "127.0.0.1", "--port", port, "--dir", str(data),
-                             "--appendonly", "yes", "--save", ""],
-                   stdout=subprocess.DEVNULL)
+        self.spawn(
+            "redis",
+            [
+                binary,
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                port,
+                "--dir",
+                str(data),
+                "--appendonly",
+                "yes",
+                "--save",
+                "",
+            ],
+            stdout=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 10
         while not redis_answers(url):
             if time.monotonic() > deadline:
@@ -102,25 +123,35 @@ class Stack:
         password = os.environ.get("TASKDECK_ADMIN_PASSWORD")
         auth.create_user("admin", password or (generated := secrets.token_urlsafe(12)), "admin")
         if password:
-            say("first start: created the admin account 'admin' (password from "
-                "TASKDECK_ADMIN_PASSWORD)")
+            say(
+                "first start: created the admin account 'admin' (password from "
+                "TASKDECK_ADMIN_PASSWORD)"
+            )
         else:
-            say(f"first start: created the admin account 'admin' with password {generated} "
-                "(shown once: sign in and keep it; more accounts: taskdeck user create NAME)")
+            say(
+                f"first start: created the admin account 'admin' with password {generated} "
+                "(shown once: sign in and keep it; more accounts: taskdeck user create NAME)"
+            )
 
     def start_demo_model(self) -> None:
         if os.environ.get("ANTHROPIC_API_KEY") or os.environ.get("TASKDECK_DEMO_MODE") == "false":
             say("ANTHROPIC_API_KEY is set: tasks run against the Claude API")
             return
-        process = self.spawn("demo-model", [sys.executable, "-m", "worker.demo_model", "--port",
-                                            "0"], stdout=subprocess.PIPE, text=True)
+        process = self.spawn(
+            "demo-model",
+            [sys.executable, "-m", "worker.demo_model", "--port", "0"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         url = process.stdout.readline().strip()
         if not url.startswith("http"):
             raise SystemExit("the demo model did not start")
         self.env["TASKDECK_DEMO_MODE"] = "true"
         self.env["TASKDECK_DEMO_MODEL_URL"] = url
-        say("No ANTHROPIC_API_KEY set: starting in DEMO MODE. Tasks run against Taskdeck's "
-            f"scripted demo model ({url}), not Claude. Set ANTHROPIC_API_KEY to use Claude.")
+        say(
+            "No ANTHROPIC_API_KEY set: starting in DEMO MODE. Tasks run against Taskdeck's "
+            f"scripted demo model ({url}), not Claude. Set ANTHROPIC_API_KEY to use Claude."
+        )
 
     def start(self) -> None:
         settings = get_settings()
@@ -133,8 +164,20 @@ class Stack:
         self.start_demo_model()
         self.spawn("workers", [sys.executable, "-m", "worker"])
         port = str(settings.port)
-        self.spawn("web", [str(VENV_BIN / "reflex"), "run", "--env", "prod", "--frontend-port",
-                           port, "--loglevel", "warning"], env=reflex_env(self.env))
+        self.spawn(
+            "web",
+            [
+                str(VENV_BIN / "reflex"),
+                "run",
+                "--env",
+                "prod",
+                "--frontend-port",
+                port,
+                "--loglevel",
+                "warning",
+            ],
+            env=reflex_env(self.env),
+        )
         url = f"http://127.0.0.1:{port}"
         say(f"building and starting the web app on {url} ...")
         deadline = time.monotonic() + 600

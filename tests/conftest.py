@@ -52,8 +52,19 @@ class RedisServer:
     def start(self) -> RedisServer:
         binary = shutil.which("redis-server")
         assert binary, "redis-server is missing: run `make test`, which installs it"
-        args = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                "--dir", str(self.directory), "--appendonly", "yes" if self.appendonly else "no"]
+        args = [
+            binary,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--dir",
+            str(self.directory),
+            "--appendonly",
+            "yes" if self.appendonly else "no",
+        ]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         client = Redis(port=self.port)
         wait_until(lambda: _pings(client), 10, message="redis-server")
@@ -168,7 +179,11 @@ class WorkerPool:
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         self.process = subprocess.Popen(
             [sys.executable, "-m", "worker", "--workers", str(self.workers)],
-            cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=ROOT,
+            env=self.env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         return self
 
@@ -234,8 +249,12 @@ class WebStack:
 
         log = open(self.log_path, "ab")  # noqa: SIM115
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "app.stack"], cwd=ROOT, env=self.env, stdout=log,
-            stderr=subprocess.STDOUT, start_new_session=True,
+            [sys.executable, "-m", "app.stack"],
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
         def ready() -> bool:
@@ -274,9 +293,15 @@ def browser():
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(
             executable_path="/usr/bin/chromium",
-            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                  "--disable-background-networking", "--disable-component-update",
-                  "--no-first-run", "--disable-sync"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--no-first-run",
+                "--disable-sync",
+            ],
         )
         yield chromium
         chromium.close()
@@ -294,9 +319,22 @@ def web_user(web_stack) -> tuple[str, str]:
     """A member account on the web stack's database (made with `taskdeck user create`)."""
     username, password = WEB_USER
     subprocess.run(
-        [sys.executable, "-m", "app.cli", "user", "create", username, "--role", "member",
-         "--password-stdin"],
-        input=password + "\n", text=True, env=web_stack.env, cwd=ROOT, check=True,
+        [
+            sys.executable,
+            "-m",
+            "app.cli",
+            "user",
+            "create",
+            username,
+            "--role",
+            "member",
+            "--password-stdin",
+        ],
+        input=password + "\n",
+        text=True,
+        env=web_stack.env,
+        cwd=ROOT,
+        check=True,
         capture_output=True,
     )
     return WEB_USER

@@ -11,8 +11,7 @@ from tests.conftest import ARTIFACTS, VIEWPORTS, sign_in
 
 
 @pytest.mark.parametrize("viewport", ["desktop", "phone"])
-def test_submit_a_task_and_watch_it_succeed_with_its_log(web_stack, web_user, browser,
-                                                         viewport):
+def test_submit_a_task_and_watch_it_succeed_with_its_log(web_stack, web_user, browser, viewport):
     context = browser.new_context(viewport=VIEWPORTS[viewport])
     page = context.new_page()
     console_errors: list[str] = []

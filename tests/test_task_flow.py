@@ -71,7 +71,8 @@ def test_bad_input_is_refused_and_nothing_is_stored(env, fields, field, message)
 
 def test_missing_claude_binary_fails_the_task_and_the_worker_lives_on(env, tmp_path):
     broken = WorkerPool(
-        {**env, "TASKDECK_CLAUDE_PATH": "/nonexistent/claude"}, workers=1,
+        {**env, "TASKDECK_CLAUDE_PATH": "/nonexistent/claude"},
+        workers=1,
         log=tmp_path / "broken.log",
     ).start()
     try:

@@ -158,6 +158,7 @@ def run_one_worker(burst: bool) -> None:
     os.setpgid(0, 0)  # own group: a signal to the pool's terminal does not hit it twice
     get_engine().dispose(close=False)  # never share the pool process's database connections
     import worker.jobs  # noqa: F401  (loaded once here, not in every work horse: ~0.4 s a job)
+
     worker = TaskdeckWorker(
         all_queues(get_redis()),
         connection=get_redis(),

@@ -289,7 +289,10 @@ def finish_attempt(task_id: int, attempt_id: int, number: int, outcome: RunOutco
     if status == TaskStatus.FAILED and is_retryable(outcome) and retries_left > 0:
         retry_reason = f"retrying after: {reason}"
         if service.transition(  # ACTIVE: a lease holder owns the task even if it was re-queued
-            task_id, TaskStatus.ACTIVE, TaskStatus.QUEUED, status_reason=retry_reason,
+            task_id,
+            TaskStatus.ACTIVE,
+            TaskStatus.QUEUED,
+            status_reason=retry_reason,
             **task_values,
         ):
             service.publish_status(task_id, TaskStatus.QUEUED, retry_reason, attempt=number)
