@@ -190,12 +190,37 @@ def test_claude_dies_with_a_sigkilled_worker(env, worker_pool, tmp_path):
     pid = _running_claude_of(task.id)
     horse = parent_of(pid)  # the RQ work horse running the job (its own process group)
     assert horse != worker_pool.process.pid
-    # The pool (supervisor, workers) and the work horse die at once, with no chance to clean up.
+    workers = _children_of(worker_pool.process.pid)
+    assert workers
+    # The pool supervisor and the work horse die at once, with no chance to clean up.
     os.killpg(worker_pool.process.pid, signal.SIGKILL)
     os.kill(horse, signal.SIGKILL)
     worker_pool.process.wait(10)
     wait_until(lambda: not sandbox.processes_using(project), 10, message="claude to die")
     wait_until(lambda: not sandbox.group_members(pid), 10, message="its group to be empty")
+    # No worker outlives its pool (it would take later jobs with nobody supervising it).
+    wait_until(lambda: not any(_alive(w) for w in workers), 30, message="the workers to exit")
+
+
+def _children_of(pid: int) -> list[int]:
+    children = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                children.append(int(entry.name))
+    return children
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
 
 
 def test_a_tool_process_orphaned_by_a_killed_run_is_killed_through_the_pid_file(tmp_path):

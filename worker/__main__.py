@@ -155,7 +155,16 @@ def run_one_worker(burst: bool) -> None:
     from app.queue import all_queues, get_redis
 
     settings = get_settings()
+    pool_pid = os.getppid()
     os.setpgid(0, 0)  # own group: a signal to the pool's terminal does not hit it twice
+    # A worker outlives no pool: if the pool is SIGKILLed (a lost host, a crash) the kernel
+    # sends SIGTERM here, and the worker hands back its job (graceful shutdown) and exits.
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:
+        log.warning("could not tie the worker to its pool (prctl)")
+    if os.getppid() != pool_pid:  # the pool died before prctl took effect
+        os._exit(1)
     get_engine().dispose(close=False)  # never share the pool process's database connections
     import worker.jobs  # noqa: F401  (loaded once here, not in every work horse: ~0.4 s a job)
 
