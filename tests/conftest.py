@@ -286,8 +286,11 @@ def web_stack(tmp_path_factory, redis_server) -> Iterator[WebStack]:
     stack.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    """Headless Debian Chromium, one per test module: Playwright's sync API keeps an event loop
+    running in the main thread while it is open, and asyncio.run() in a later module's test
+    would refuse to start beside it."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
