@@ -86,12 +86,19 @@ def create_task(data: TaskCreate) -> TaskOut:
         session.flush()
         add_dependencies(session, task.id, data.depends_on)
     try:
-        state = dispatch(task.id)
+        if data.depends_on:
+            state = dispatch(task.id)
+        else:  # nothing to wait for: straight onto its queue, no extra round trips
+            enqueue_task(task.id, task.priority, task.runs, task.max_attempts, repo=task.repo)
+            state = "enqueued"
     except Exception as exc:
         with session_scope() as session:
             session.exec(delete(TaskDependency).where(col(TaskDependency.task_id) == task.id))
             session.delete(session.get(Task, task.id))
         raise QueueUnavailable(f"the queue is unavailable: {type(exc).__name__}") from exc
+    if not data.depends_on:
+        publish_status(task.id, TaskStatus.QUEUED, None)
+        return TaskOut.model_validate(task)
     if state != TaskStatus.FAILED:
         publish_status(task.id, TaskStatus.QUEUED, get_task(task.id).status_reason)
     return get_task(task.id)
