@@ -63,11 +63,14 @@ class EventRecorder:
             # typing deltas are for the live page only; the full text event is stored
             with contextlib.suppress(RedisError):
                 live.publish(self.task_id, event)
-            return
-        stream_id = service.publish_event(self.task_id, event)  # rides out a Redis restart
+        else:
+            stream_id = service.publish_event(self.task_id, event)  # rides out a Redis restart
+            with self._lock:
+                self._pending.append((stream_id, event))
+        # Checked on every event, deltas included: a long stream of typing must not hold the
+        # events before it (init, tool calls) out of the database.
         with self._lock:
-            self._pending.append((stream_id, event))
-            due = (
+            due = bool(self._pending) and (
                 len(self._pending) >= FLUSH_EVERY_N
                 or time.monotonic() - self._last_flush >= FLUSH_EVERY_S
             )
