@@ -575,28 +575,6 @@ def _rss_mb(pid: int) -> float | None:
         return None
 
 
-def bulk_cancel(task_ids: Iterable[int]) -> dict[int, str]:
-    """Cancel several tasks; {task id: "cancelled" or the reason it was not}."""
-    out: dict[int, str] = {}
-    for task_id in task_ids:
-        try:
-            out[task_id] = cancel_task(task_id).status
-        except (TaskNotFound, InvalidTransition) as exc:
-            out[task_id] = str(exc) if not isinstance(exc, TaskNotFound) else "not found"
-    return out
-
-
-def bulk_retry(task_ids: Iterable[int]) -> dict[int, str]:
-    """Retry several failed or cancelled tasks; {task id: "queued" or the reason it was not}."""
-    out: dict[int, str] = {}
-    for task_id in task_ids:
-        try:
-            out[task_id] = retry_task(task_id).status
-        except (TaskNotFound, InvalidTransition) as exc:
-            out[task_id] = str(exc) if not isinstance(exc, TaskNotFound) else "not found"
-    return out
-
-
 # --- REST API reads and deletes (issue 7): a lean list for scripts, and removing old tasks.
 
 SUMMARY_COLUMNS = (
@@ -823,27 +801,30 @@ def _priority(priority: str) -> str:
     return priority
 
 
-def pause_queue(priority: str) -> QueueControlOut:
-    """Stop starting jobs of a priority queue (running ones go on; jobs stay queued)."""
-    from app.queue import queue_name, set_queue_paused
+def set_queue_paused(priority: str, paused: bool) -> QueueControlOut:
+    """Pause a priority queue (running jobs go on, queued ones wait) or resume it: the database
+    row first (the truth), then Redis, which the workers read. The API and the queues page call
+    this one function."""
+    from app import queue as rq_queue
 
-    name = queue_name(_priority(priority))
+    name = rq_queue.queue_name(_priority(priority))
     with session_scope() as session:
-        if session.get(QueuePause, name) is None:
+        if not paused:
+            session.exec(delete(QueuePause).where(col(QueuePause.name) == name))
+        elif session.get(QueuePause, name) is None:
             session.add(QueuePause(name=name))
-    set_queue_paused(name, True)
+    rq_queue.set_queue_paused(name, paused)
     return queue_overview(priority)
+
+
+def pause_queue(priority: str) -> QueueControlOut:
+    """Stop starting jobs of a priority queue (see `set_queue_paused`)."""
+    return set_queue_paused(priority, True)
 
 
 def resume_queue(priority: str) -> QueueControlOut:
-    """Start jobs of a paused queue again."""
-    from app.queue import queue_name, set_queue_paused
-
-    name = queue_name(_priority(priority))
-    with session_scope() as session:
-        session.exec(delete(QueuePause).where(col(QueuePause.name) == name))
-    set_queue_paused(name, False)
-    return queue_overview(priority)
+    """Start jobs of a paused queue again (see `set_queue_paused`)."""
+    return set_queue_paused(priority, False)
 
 
 def paused_queues() -> list[str]:

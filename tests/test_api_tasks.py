@@ -141,12 +141,12 @@ def test_bulk_cancel_reports_each_task(api, accounts):
         "/api/v1/tasks/bulk",
         json={"action": "cancel", "task_ids": [first, second, 999]},
         headers=h,
-    ).json()["results"]
+    ).json()
     assert result == {
-        str(first): "cancelled",
-        str(second): f"task {second} is already cancelled",
-        "999": "not found",
+        "done": [first],
+        "skipped": {str(second): f"task {second} is already cancelled", "999": "not found"},
     }
+    assert service.get_task(first).status == "cancelled"
 
 
 def test_live_event_stream_follows_a_real_task_to_its_end(api, accounts, worker_pool, tmp_path):

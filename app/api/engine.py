@@ -33,13 +33,13 @@ def list_queues(_: Reader) -> list[QueueControlOut]:
 @router.post("/queues/{priority}/pause", response_model=QueueControlOut, tags=["queues"])
 def pause_queue(priority: Priority, _: Admin) -> QueueControlOut:
     """Stop starting this queue's jobs (running ones go on, queued ones wait)."""
-    return service.pause_queue(priority)
+    return service.set_queue_paused(priority, True)
 
 
 @router.post("/queues/{priority}/resume", response_model=QueueControlOut, tags=["queues"])
 def resume_queue(priority: Priority, _: Admin) -> QueueControlOut:
     """Start this queue's jobs again."""
-    return service.resume_queue(priority)
+    return service.set_queue_paused(priority, False)
 
 
 @router.post("/queues/{priority}/requeue-failed", response_model=BulkResult, tags=["queues"])

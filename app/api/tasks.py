@@ -27,7 +27,16 @@ from app import live, service
 from app.api.deps import MAX_ID, Reader, Writer
 from app.events import StatusEvent
 from app.models import TaskStatus
-from app.schemas import NO_NUL, FollowUpCreate, Page, TaskCreate, TaskEventOut, TaskOut, TaskSummary
+from app.schemas import (
+    NO_NUL,
+    BulkResult,
+    FollowUpCreate,
+    Page,
+    TaskCreate,
+    TaskEventOut,
+    TaskOut,
+    TaskSummary,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["tasks"])
 
@@ -131,18 +140,13 @@ class BulkAction(BaseModel):
     task_ids: list[Annotated[int, Field(ge=1, le=MAX_ID)]] = Field(min_length=1, max_length=500)
 
 
-class BulkOutcome(BaseModel):
-    """Per task: its new status, or why the action did not apply."""
-
-    results: dict[int, str]
-
-
-@router.post("/tasks/bulk", response_model=BulkOutcome)
-def bulk(body: BulkAction, _: Writer) -> BulkOutcome:
-    """Cancel or retry several tasks at once."""
+@router.post("/tasks/bulk", response_model=BulkResult)
+def bulk(body: BulkAction, _: Writer) -> BulkResult:
+    """Cancel or retry several tasks at once: `done` lists the tasks acted on, `skipped` says
+    why the others were left alone (not found, or not in a state that allows it)."""
     ids = list(dict.fromkeys(body.task_ids))
-    action = service.bulk_cancel if body.action == "cancel" else service.bulk_retry
-    return BulkOutcome(results=action(ids))
+    action = service.cancel_many if body.action == "cancel" else service.retry_many
+    return action(ids)
 
 
 @router.get("/tasks/{task_id}/events", response_model=Page[TaskEventOut])

@@ -16,8 +16,7 @@ HEALTH_EVERY_S = 5.0
 
 def queue_rows() -> list[dict[str, str]]:
     """Each priority queue's counts, paused flag and oldest wait, as display strings."""
-    paused_of = getattr(service, "paused_queues", None)
-    paused = set(paused_of()) if paused_of else set()
+    paused = set(service.paused_queues())
     return [
         {
             "name": q["name"],
@@ -67,19 +66,15 @@ class QueuesState(rx.State):
 
     @rx.event
     def pause(self, priority: str):
-        self._control("pause_queue", priority, "paused")
+        self._control(priority, paused=True)
 
     @rx.event
     def resume(self, priority: str):
-        self._control("resume_queue", priority, "resumed")
+        self._control(priority, paused=False)
 
-    def _control(self, name: str, priority: str, done: str) -> None:
-        action = getattr(service, name, None)
-        if action is None:
-            self.message = "pausing queues is not available in this version"
-            return
-        action(priority)
-        self.message = f"queue {priority} {done}"
+    def _control(self, priority: str, paused: bool) -> None:
+        service.set_queue_paused(priority, paused)  # what the API's pause / resume call too
+        self.message = f"queue {priority} {'paused' if paused else 'resumed'}"
         self.queues = queue_rows()
 
     @rx.event(background=True)

@@ -158,11 +158,10 @@ class TaskListState(rx.State):
     def clear_selection(self):
         self.selected = []
 
-    def _bulk(self, action, verb: str, ok: str) -> None:  # noqa: ANN001
-        results = action([int(i) for i in self.selected])
-        done = sum(1 for result in results.values() if result == ok)
-        skipped = len(results) - done
-        self.bulk_message = f"{verb} {done} task(s)" + (
+    def _bulk(self, action, verb: str) -> None:  # noqa: ANN001
+        result = action([int(i) for i in self.selected])
+        skipped = len(result.skipped)
+        self.bulk_message = f"{verb} {len(result.done)} task(s)" + (
             f"; {skipped} skipped (not in a state that allows it)" if skipped else ""
         )
         self.selected = []
@@ -171,12 +170,12 @@ class TaskListState(rx.State):
     @rx.event
     def bulk_cancel(self):
         """Cancel the selected tasks that are queued or running."""
-        self._bulk(service.bulk_cancel, "cancelled", TaskStatus.CANCELLED)
+        self._bulk(service.cancel_many, "cancelled")
 
     @rx.event
     def bulk_retry(self):
         """Retry the selected tasks that failed or were cancelled."""
-        self._bulk(service.bulk_retry, "retried", TaskStatus.QUEUED)
+        self._bulk(service.retry_many, "retried")
 
     @rx.event(background=True)
     async def follow(self):
