@@ -108,6 +108,22 @@ class ProgressEvent(BaseEvent):
     max_turns: int
 
 
+class UsageEvent(BaseEvent):
+    """Running usage of the attempt while Claude streams: the token counts so far (messages
+    finished plus the one streaming) and an estimated cost. At most a few a second; the result
+    event carries the final numbers."""
+
+    type: Literal["usage"] = "usage"
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_creation_tokens: int = 0
+    cost_usd: float | None = Field(
+        default=None,
+        description="Estimated from the model's list price; None when a model's price is unknown.",
+    )
+
+
 class ResultEvent(BaseEvent):
     """The run ended: outcome, final text, cost and usage."""
 
@@ -173,6 +189,7 @@ Event = Annotated[
     | ToolResultEvent
     | ApiRetryEvent
     | ProgressEvent
+    | UsageEvent
     | ResultEvent
     | StderrEvent
     | DiffEvent

@@ -428,6 +428,20 @@ def test_slow_scenario_honours_the_delay_marker(model):
     assert 0.2 <= time.monotonic() - started < 2
 
 
+def test_a_slow_reply_reports_growing_usage_as_it_streams(model):
+    connection, response = post(model, request_body("s [scenario:slow] [delay:0.01]"))
+    events = sse(response.read().decode())
+    connection.close()
+
+    names = [name for name, _ in events]
+    usage = [data for name, data in events if name == "message_delta"]
+    counts = [data["usage"]["output_tokens"] for data in usage]
+    assert len(usage) >= 3 and counts == sorted(counts) and counts[0] < counts[-1]
+    assert [data["delta"]["stop_reason"] for data in usage[:-1]] == [None] * (len(usage) - 1)
+    assert usage[-1]["delta"]["stop_reason"] == "end_turn"
+    assert names.index("message_delta") < names.index("content_block_stop")  # mid-message
+
+
 def test_delay_s_slows_every_event():
     with DemoModel(default_scenario="text", delay_s=0.05) as slow_model:
         started = time.monotonic()

@@ -132,3 +132,33 @@ def test_docs_show_a_valid_example_of_every_event_type():
     documented = {event.type for event in examples}
     union = get_args(get_args(Event)[0])
     assert documented == {model.model_fields["type"].default for model in union}
+
+
+def test_usage_ticks_while_a_message_streams(env, tmp_path):
+    """The real CLI against a slow reply: usage events arrive during the turn, before its text
+    and result, with growing output counts and a cost at the model's list price; the result keeps
+    the final numbers."""
+    spec = RunSpec(
+        prompt="count [scenario:slow] [delay:0.1]", cwd=str(tmp_path), model="claude-sonnet-4-5"
+    )
+    outcome, events = run(spec)
+    assert outcome.ok
+    kinds = [e.type for e in events]
+    usage = of(events, "usage")
+    before_text = [e for e in usage if events.index(e) < kinds.index("text")]
+    assert len(before_text) >= 3, kinds  # mid-turn: while the text is still being typed
+    outputs = [e.output_tokens for e in usage]
+    assert outputs == sorted(outputs) and outputs[0] < outputs[-1]
+    assert all(e.input_tokens == outcome.result.input_tokens for e in usage)
+    assert all(b.ts - a.ts >= 0.2 for a, b in zip(usage, usage[1:], strict=False))  # throttled
+    last = usage[-1]
+    assert kinds.index("result") > events.index(last)
+    assert last.output_tokens <= outcome.result.output_tokens
+    assert last.cost_usd == pytest.approx(outcome.result.cost_usd, rel=0.05)
+
+
+def test_usage_of_a_model_without_a_known_price_has_no_cost(env, tmp_path):
+    outcome, events = run(RunSpec(prompt="hi [scenario:slow] [delay:0.05]", cwd=str(tmp_path)))
+    usage = of(events, "usage")
+    assert outcome.ok and usage
+    assert all(e.cost_usd is None and e.input_tokens > 0 for e in usage)

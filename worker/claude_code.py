@@ -48,6 +48,7 @@ from app.events import (
 )
 from app.settings import get_settings
 from worker import sandbox, workspace
+from worker.usage import UsageTally
 
 log = logging.getLogger(__name__)
 STDERR_LINE_LIMIT = 2_000
@@ -179,16 +180,29 @@ class RunOutcome:
 
 
 class EventMapper:
-    """Turns SDK messages into Taskdeck events, keeping the turn count for progress."""
+    """Turns SDK messages into Taskdeck events, keeping the turn count for progress and the
+    running token usage (throttled usage events, from the raw stream events; see usage.py)."""
 
     def __init__(self, attempt: int, max_turns: int) -> None:
         self.attempt = attempt
         self.max_turns = max_turns
         self.turns = 0
         self._seen_message_ids: set[str] = set()
+        self.usage = UsageTally(attempt)
 
     def map(self, message: Any) -> list[Event]:
-        """The events one SDK message stands for (never raises on an unknown message)."""
+        """The events one SDK message stands for (never raises on an unknown message); a usage
+        update held back by the throttle goes out before them once it is due."""
+        from claude_agent_sdk.types import StreamEvent
+
+        if isinstance(message, StreamEvent):
+            usage = self.usage.feed(message.event or {}, message.parent_tool_use_id)
+        else:
+            usage = self.usage.due()
+        events = self._map(message)
+        return [usage, *events] if usage is not None else events
+
+    def _map(self, message: Any) -> list[Event]:
         from claude_agent_sdk import (
             AssistantMessage,
             ResultMessage,

@@ -15,6 +15,10 @@ Markers understood in a prompt:
     [scenario:NAME]  which script answers (see `SCENARIOS`)
     [delay:SECONDS]  pause between streamed text deltas (the `slow` scenario; default 0.1)
 
+A reply streamed slowly (a pause between its deltas) also reports its usage as it goes, as the
+real API may: every USAGE_EVERY text or thinking deltas an extra `message_delta` without a stop
+reason carries the cumulative `output_tokens` so far; the last `message_delta` has the final count.
+
 Run it by hand with `python -m worker.demo_model --port 8123 [--scenario demo]`.
 """
 
@@ -38,6 +42,7 @@ from urllib.parse import urlsplit
 
 DEFAULT_SCENARIO = "demo"
 DEMO_MODEL_LABEL = "Taskdeck demo model"
+USAGE_EVERY = 5  # text/thinking deltas between interim usage reports of a slow reply
 
 _MARKER_RE = re.compile(r"\[(scenario|delay):([^\]\s]+)\]")
 _REMINDER_RE = re.compile(r"<system-reminder>.*?</system-reminder>", re.DOTALL)
@@ -499,6 +504,7 @@ def sse_events(conv: Conversation, reply: Reply) -> Iterator[tuple[str, dict[str
     yield "message_start", {"type": "message_start", "message": start}, 0.0
     if reply.hang:
         return
+    streamed = count = 0  # characters and deltas of text/thinking sent so far
     for index, block in enumerate(reply.blocks):
         kind = block["type"]
         if kind == "text":
@@ -533,17 +539,24 @@ def sse_events(conv: Conversation, reply: Reply) -> Iterator[tuple[str, dict[str
                 {"type": "content_block_delta", "index": index, "delta": delta},
                 pause,
             )
+            streamed += len(delta.get("text") or delta.get("thinking") or "")
+            count += 1
+            if reply.delta_delay_s > 0 and count % USAGE_EVERY == 0:
+                so_far = min(usage["output_tokens"], max(1, streamed // 4))
+                yield "message_delta", _usage_delta(None, so_far), 0.0
         yield "content_block_stop", {"type": "content_block_stop", "index": index}, 0.0
-    yield (
-        "message_delta",
-        {
-            "type": "message_delta",
-            "delta": {"stop_reason": reply.stop_reason, "stop_sequence": None},
-            "usage": {"output_tokens": usage["output_tokens"]},
-        },
-        0.0,
-    )
+    yield "message_delta", _usage_delta(reply.stop_reason, usage["output_tokens"]), 0.0
     yield "message_stop", {"type": "message_stop"}, 0.0
+
+
+def _usage_delta(stop_reason: str | None, output_tokens: int) -> dict[str, Any]:
+    """A `message_delta` event: the stop reason (None while streaming) and the cumulative
+    output tokens so far."""
+    return {
+        "type": "message_delta",
+        "delta": {"stop_reason": stop_reason, "stop_sequence": None},
+        "usage": {"output_tokens": output_tokens},
+    }
 
 
 def error_body(error: ApiError) -> dict[str, Any]:
