@@ -2,6 +2,11 @@
 
 - `enqueue_task`: one RQ job per task run, with RQ's `Retry` (exponential backoff, the task's own
   maximum of attempts) and RQ 3's `RateLimit` (per-repository or global concurrency).
+- Concurrency limits: RQ gives a job ONE `RateLimit`, so a task in a repository carries its
+  repository's and takes a global slot at a second gate (`pass_global_gate`, when a worker
+  dequeues it) from the same RQ registry the other tasks' jobs use; see `rate_limit_for`.
+- Paused queues vs limits: a job RQ released into a paused queue would keep its slot until the
+  queue is resumed; `settle_paused_queues` parks it (slot given back) and returns it on resume.
 - `TaskLock`: a per-task lease in Redis that `run_task` holds while an attempt runs, so a task is
   never run twice at the same time (abandoned-job retries, the reconciler and a late duplicate job
   all have to take it first).
@@ -24,6 +29,7 @@ from functools import lru_cache
 
 from redis import Redis
 from rq import Callback, Queue, Retry
+from rq.defaults import RQ_KEY_PREFIX
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.rate_limit import RateLimit, RateLimitRegistry
@@ -36,6 +42,8 @@ QUEUE_PREFIX = "taskdeck-"
 RUN_TASK = "worker.jobs.run_task"
 PAUSED_KEY = "taskdeck:paused-queues"
 GLOBAL_LIMIT_KEY = "taskdeck-global"
+GLOBAL_GATE = "global_gate"  # job meta: the global limit this job takes a slot of when dequeued
+PARKED_PREFIX = "taskdeck:parked:"  # + queue name: jobs of a paused queue that gave back a slot
 log = logging.getLogger(__name__)
 
 
@@ -90,8 +98,9 @@ def backoff_intervals(retries: int) -> list[int]:
 def rate_limit_for(repo: str | None) -> RateLimit | None:
     """The concurrency limit a task's job carries (RQ holds the job back while it is reached).
 
-    RQ gives a job one rate-limit key: a task in a repository counts against its repository's
-    limit, any other task against the global limit. 0 means no limit.
+    RQ gives a job one rate-limit key: a task in a repository carries its repository's limit
+    (and also needs a global slot, see `global_gate_for`), any other task the global limit.
+    0 means no limit.
     """
     settings = get_settings()
     if repo and settings.repo_concurrency > 0:
@@ -100,6 +109,15 @@ def rate_limit_for(repo: str | None) -> RateLimit | None:
     if settings.global_concurrency > 0:
         return RateLimit(GLOBAL_LIMIT_KEY, settings.global_concurrency)
     return None
+
+
+def global_gate_for(repo: str | None) -> int:
+    """The global limit a job must pass at the second gate, or 0: only a job that carries its
+    repository's limit (RQ's one key) while a global limit is set."""
+    settings = get_settings()
+    if repo and settings.repo_concurrency > 0 and settings.global_concurrency > 0:
+        return settings.global_concurrency
+    return 0
 
 
 def enqueue_task(
@@ -119,6 +137,7 @@ def enqueue_task(
         job_id=job_id_for(task_id, run),
         retry=retry,
         rate_limit=rate_limit_for(repo),
+        meta={GLOBAL_GATE: gate} if (gate := global_gate_for(repo)) else None,
         job_timeout=(settings.task_timeout_s + 120),
         result_ttl=86_400,
         failure_ttl=7 * 86_400,
@@ -169,10 +188,183 @@ def job_is_placed(job_id: str, connection: Redis | None = None) -> bool:
         return job_id in ScheduledJobRegistry(queue.name, connection=redis)
     if state == JobStatus.DEFERRED:
         return job_id in DeferredJobRegistry(queue.name, connection=redis)
-    if state == JobStatus.RATE_LIMITED and job.rate_limit_key:
-        registry = RateLimitRegistry(job.rate_limit_key, connection=redis)
-        return redis.zscore(registry.rate_limited_key, job_id) is not None
+    if state == JobStatus.RATE_LIMITED:  # held by its own limit, the global gate, or parked
+        waiting = [RateLimitRegistry(GLOBAL_LIMIT_KEY, connection=redis).rate_limited_key]
+        if job.rate_limit_key:
+            waiting.append(RateLimitRegistry(job.rate_limit_key, connection=redis).rate_limited_key)
+        waiting.append(PARKED_PREFIX + job.origin)
+        return any(redis.zscore(key, job_id) is not None for key in waiting)
     return False
+
+
+# --- the second gate: a global slot for jobs that carry their repository's limit ---------------
+
+# Take a global slot for a dequeued job (or find it already holds one: RQ promoted it from the
+# global waiters), else make it wait among the global limit's waiters, where RQ's own release
+# (any job of the global limit ending) promotes it back onto its queue.
+# KEYS: allowed, rate_limited, rq:rl-keys, config, job hash, the queue's intermediate list
+# ARGV: concurrency, job id, timestamp, limit key
+_PASS_GATE = """
+redis.call('SADD', KEYS[3], ARGV[4])
+redis.call('HSET', KEYS[4], 'concurrency', ARGV[1])
+if redis.call('ZSCORE', KEYS[1], ARGV[2]) then
+    return 1
+end
+if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
+    redis.call('ZADD', KEYS[1], ARGV[3], ARGV[2])
+    return 1
+end
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
+redis.call('HSET', KEYS[5], 'status', 'rate_limited')
+redis.call('LREM', KEYS[6], 0, ARGV[2])
+return 0
+"""
+
+
+def pass_global_gate(job: Job, queue: Queue, connection: Redis | None = None) -> bool:
+    """Whether a job a worker just dequeued may run now as far as the global limit goes.
+
+    A job without the gate (see `global_gate_for`) always may. One that may not is held back
+    atomically: status rate_limited, among the global limit's waiters, off the worker's list.
+    It holds its repository's slot meanwhile (never the other way round, so no deadlock).
+    """
+    concurrency = int((job.meta or {}).get(GLOBAL_GATE) or 0)
+    if concurrency < 1:
+        return True
+    redis = connection or get_redis()
+    registry = RateLimitRegistry(GLOBAL_LIMIT_KEY, connection=redis)
+    keys = [
+        registry.allowed_key,
+        registry.rate_limited_key,
+        RateLimitRegistry.rl_keys_key,
+        registry.config_key,
+        job.key,
+        queue.intermediate_queue_key,
+    ]
+    args = [concurrency, job.id, time.time(), GLOBAL_LIMIT_KEY]
+    return bool(redis.eval(_PASS_GATE, len(keys), *keys, *args))
+
+
+def release_global_gate(job: Job, connection: Redis | None = None) -> list[str]:
+    """Give back a gated job's global slot once its run ended (any way), and let the next
+    waiters through. RQ's stale-slot release: a job queued again (handed back) or started by
+    another worker keeps the slot; RQ's maintenance frees one whose worker died."""
+    if not (job.meta or {}).get(GLOBAL_GATE):
+        return []
+    registry = RateLimitRegistry(GLOBAL_LIMIT_KEY, connection=connection or get_redis())
+    return registry.release_stale_and_enqueue(job.id)
+
+
+# --- paused queues vs limits ---------------------------------------------------------------------
+
+# Park the jobs of a paused queue that hold a slot (their own limit's or the global gate's): off
+# the queue, slot given back, status rate_limited, in the queue's parked set. Returns {how many
+# jobs it parked, the limit keys whose slots were freed}. A no-op unless the queue is paused.
+# KEYS: paused set, queue list, parked set, global allowed
+# ARGV: queue name, timestamp, rl key prefix, job key prefix, global limit key
+_PARK = """
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then
+    return {0, {}}
+end
+local parked, freed = 0, {}
+for _, job_id in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do
+    local job_key = ARGV[4] .. job_id
+    local own = redis.call('HGET', job_key, 'rate_limit_key')
+    local held = false
+    if own and redis.call('ZREM', ARGV[3] .. own .. ':allowed', job_id) == 1 then
+        held = true
+        table.insert(freed, own)
+    end
+    if redis.call('ZREM', KEYS[4], job_id) == 1 then
+        held = true
+        table.insert(freed, ARGV[5])
+    end
+    if held then
+        redis.call('LREM', KEYS[2], 1, job_id)
+        redis.call('ZADD', KEYS[3], ARGV[2], job_id)
+        redis.call('HSET', job_key, 'status', 'rate_limited')
+        parked = parked + 1
+    end
+end
+return {parked, freed}
+"""
+
+# Return a resumed queue's parked jobs to their own limit's waiters (oldest first, as parked).
+# A job cancelled or deleted meanwhile is dropped. Returns the limit keys to fill.
+# KEYS: paused set, parked set, rq:rl-keys
+# ARGV: queue name, rl key prefix, job key prefix
+_UNPARK = """
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then
+    return {}
+end
+local keys = {}
+local parked = redis.call('ZRANGE', KEYS[2], 0, -1, 'WITHSCORES')
+for i = 1, #parked, 2 do
+    local job_id, score = parked[i], parked[i + 1]
+    redis.call('ZREM', KEYS[2], job_id)
+    local f = redis.call(
+        'HMGET', ARGV[3] .. job_id, 'status', 'rate_limit_key', 'rate_limit_concurrency')
+    if f[1] == 'rate_limited' and f[2] and f[3] then
+        redis.call('SADD', KEYS[3], f[2])
+        redis.call('HSET', ARGV[2] .. f[2], 'concurrency', f[3])
+        redis.call('ZADD', ARGV[2] .. f[2] .. ':rate_limited', score, job_id)
+        table.insert(keys, f[2])
+    end
+end
+return keys
+"""
+RL_PREFIX = RQ_KEY_PREFIX + ":rl:"  # RateLimitRegistry's keys: rq:rl:<key>[:allowed|:rate_limited]
+
+
+def _fill(keys: list, redis: Redis) -> None:
+    """Let waiters of these limits through up to their concurrency (RQ's atomic promotion)."""
+    for key in dict.fromkeys(k.decode() if isinstance(k, bytes) else k for k in keys):
+        registry = RateLimitRegistry(key, connection=redis)
+        if registry.concurrency:
+            registry.acquire_and_enqueue(registry.concurrency)
+
+
+def settle_paused_queues(connection: Redis | None = None) -> int:
+    """Make the limits ignore paused queues: park the jobs RQ released into a paused queue
+    (their slots go to jobs of open queues), return a resumed queue's parked jobs to their
+    waiters. Idempotent; run on pause / resume and every second by the worker pool (RQ may
+    release a waiter into a paused queue at any time). Returns how many jobs it parked."""
+    redis = connection or get_redis()
+    parked = 0
+    global_allowed = RateLimitRegistry(GLOBAL_LIMIT_KEY, connection=redis).allowed_key
+    job_prefix = Job.redis_job_namespace_prefix
+    for queue in all_queues(redis):
+        park_key = PARKED_PREFIX + queue.name
+        for _ in range(1000):  # freed slots may release more jobs into this paused queue
+            count, freed = redis.eval(
+                _PARK,
+                4,
+                PAUSED_KEY,
+                queue.key,
+                park_key,
+                global_allowed,
+                queue.name,
+                time.time(),
+                RL_PREFIX,
+                job_prefix,
+                GLOBAL_LIMIT_KEY,
+            )
+            if not count:
+                break
+            parked += count
+            _fill(freed, redis)
+        keys = redis.eval(
+            _UNPARK,
+            3,
+            PAUSED_KEY,
+            park_key,
+            RateLimitRegistry.rl_keys_key,
+            queue.name,
+            RL_PREFIX,
+            job_prefix,
+        )
+        _fill(keys, redis)
+    return parked
 
 
 # --- paused queues -------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ from app.models import (
     TaskStatus,
     utcnow,
 )
-from app.queue import enqueue_task, get_redis
+from app.queue import enqueue_task, get_redis, release_global_gate
 from app.schemas import (
     AttemptOut,
     BulkResult,
@@ -322,6 +322,7 @@ def cancel_task(task_id: int) -> TaskOut:
                 send_stop_job_command(redis, job_id)
             else:
                 job.cancel()
+                release_global_gate(job)  # a second-gate slot RQ does not know the job holds
         except (NoSuchJobError, InvalidJobOperation):
             pass
     close_open_attempts(task_id, TaskStatus.CANCELLED, reason)
@@ -814,6 +815,7 @@ def set_queue_paused(priority: str, paused: bool) -> QueueControlOut:
         elif session.get(QueuePause, name) is None:
             session.add(QueuePause(name=name))
     rq_queue.set_queue_paused(name, paused)
+    rq_queue.settle_paused_queues()  # parked jobs give their rate-limit slots to open queues
     return queue_overview(priority)
 
 

@@ -63,7 +63,7 @@ class Settings(BaseSettings):
     global_concurrency: int = Field(
         default=0,
         ge=0,
-        description="Most tasks without a repository released to workers at once (0 = no limit).",
+        description="Most tasks running at once, all queues together (0 = no limit).",
     )
     repo_concurrency: int = Field(
         default=2, ge=0, description="Most tasks of one repository running at once (0 = no limit)."

@@ -1,14 +1,18 @@
 """`python -m worker`: a pool of RQ worker processes, plus the engine's housekeeping.
 
 Each worker (TaskdeckWorker) names itself host.pid, serves the high, default and low queues in
-that order, skips paused queues, and beats its heartbeat every `job_monitoring_interval_s` while a
-job runs, so the job of a worker killed with SIGKILL is found abandoned (and retried or failed,
-"worker lost") within `job_monitoring_interval_s + heartbeat_grace_s + maintenance_interval_s`.
+that order, skips paused queues, makes a job of a repository take a global slot before it runs
+(app.queue.pass_global_gate) and gives it back when the run ends, and beats its heartbeat
+every `job_monitoring_interval_s` while a job runs, so the job of a worker killed with SIGKILL
+is found abandoned (and retried or failed, "worker lost") within
+`job_monitoring_interval_s + heartbeat_grace_s + maintenance_interval_s`.
 Its work horse dies with it (PR_SET_PDEATHSIG), so a lost worker never leaves a run behind.
 
 The pool process itself runs, on every host, under Redis locks so one host does each at a time:
-RQ's scheduler (delayed retries), RQ's registry maintenance (abandoned jobs), the reconciler
-(worker/reconcile.py), the schedules (worker/scheduler.py) and the metrics sampler.
+RQ's scheduler (delayed retries), RQ's registry maintenance (abandoned jobs, leaked rate-limit
+slots), the reconciler (worker/reconcile.py), the schedules (worker/scheduler.py), the metrics
+sampler, and the parking of rate-limited jobs released into paused queues
+(app.queue.settle_paused_queues).
 SIGTERM or SIGINT stops the pool: each worker finishes (warm shutdown) or hands back its job.
 """
 
@@ -60,9 +64,10 @@ def clean_queues(connection: redis_lib.Redis, worker: Worker | None = None) -> b
 
 
 class TaskdeckWorker(GracefulShutdown, Worker):
-    """RQ's fork worker with three changes: paused queues are skipped, the work horse dies with
-    its worker, and a running job's heartbeat lapses `heartbeat_grace_s` after the worker died
-    (RQ's default is 60 s on top of the monitoring interval)."""
+    """RQ's fork worker with four changes: paused queues are skipped, a job of a repository also
+    takes a global slot (the second gate) before it runs, the work horse dies with its worker, and
+    a running job's heartbeat lapses `heartbeat_grace_s` after the worker died (RQ's default is
+    60 s on top of the monitoring interval)."""
 
     def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
         super().__init__(*args, **kwargs)
@@ -86,13 +91,26 @@ class TaskdeckWorker(GracefulShutdown, Worker):
             os._exit(1)
         super().main_work_horse(job, queue)
 
+    def execute_job(self, job, queue) -> None:  # noqa: ANN001
+        # Every ending passes here (success, failure, retry, cancel, timeout, hand-back); a
+        # worker killed outright leaves it to RQ's maintenance, which frees stale slots.
+        from app.queue import release_global_gate
+
+        try:
+            super().execute_job(job, queue)
+        finally:
+            try:
+                release_global_gate(job, self.connection)
+            except Exception:  # Redis away: the maintenance frees the slot
+                self.log.exception("Worker %s: could not release the global slot", self.name)
+
     def clean_registries(self) -> None:
         clean_queues(self.connection, self)
         self.last_cleaned_at = _utcnow()
 
     def dequeue_job_and_maintain_ttl(self, timeout: int | None, max_idle_time: int | None = None):  # noqa: ANN201
         """RQ's dequeue loop, re-reading the paused queues every PAUSE_POLL_S seconds."""
-        from app.queue import paused_queue_names
+        from app.queue import pass_global_gate, paused_queue_names
 
         self.set_state(WorkerStatus.IDLE)
         self.procline("Listening on " + ",".join(self.queue_names()))
@@ -124,6 +142,9 @@ class TaskdeckWorker(GracefulShutdown, Worker):
                 if queue.name in paused_queue_names(self.connection):  # paused meanwhile
                     queue.push_job_id(job.id, at_front=True)
                     queue.intermediate_queue.remove(job.id)
+                    continue
+                if not pass_global_gate(job, queue, self.connection):  # back when a slot frees
+                    self.log.info("Worker %s: %s waits for a global slot", self.name, job.id)
                     continue
                 job.redis_server_version = self.get_redis_server_version()
                 self.log.info("Worker %s: %s: %s", self.name, queue.name, job.id)
@@ -201,7 +222,7 @@ def housekeeping() -> list[Every]:
     from rq.scheduler import RQScheduler
 
     from app import metrics
-    from app.queue import all_queues, get_redis
+    from app.queue import all_queues, get_redis, settle_paused_queues
     from worker.reconcile import reconcile_once
     from worker.scheduler import fire_due_schedules
 
@@ -222,6 +243,7 @@ def housekeeping() -> list[Every]:
         Every("reconciler", settings.reconcile_interval_s, reconcile_once),
         Every("schedules", settings.schedule_tick_s, fire_due_schedules),
         Every("metrics", 1.0, metrics.tick),
+        Every("paused queues", 1.0, settle_paused_queues),
     ]
 
 

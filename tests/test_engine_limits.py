@@ -1,0 +1,231 @@
+"""Concurrency limits together: the global limit AND the per-repository limit hold at once (a
+repository's job carries its repository's RQ RateLimit and takes a global slot at the second
+gate), and a paused queue keeps no slot. Real redis-server, real worker pool, real claude CLI."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+from rq import Queue, Worker
+from rq.job import Job
+from rq.rate_limit import RateLimitRegistry
+
+from app import service
+from app.db import aware
+from app.queue import (
+    GLOBAL_LIMIT_KEY,
+    get_queue,
+    get_redis,
+    job_id_for,
+    job_is_placed,
+    pass_global_gate,
+    release_global_gate,
+    settle_paused_queues,
+)
+from app.schemas import TaskCreate
+from tests.conftest import WorkerPool, wait_for_status, wait_until
+
+
+def _limits(monkeypatch, global_limit: int, repo_limit: int) -> None:
+    from app.settings import get_settings
+
+    monkeypatch.setenv("TASKDECK_GLOBAL_CONCURRENCY", str(global_limit))
+    monkeypatch.setenv("TASKDECK_REPO_CONCURRENCY", str(repo_limit))
+    get_settings.cache_clear()
+
+
+def _repo(path: Path) -> str:
+    path.mkdir(parents=True)
+    for args in (
+        ["init", "-q", "-b", "main"],
+        ["config", "user.email", "t@example.com"],
+        ["config", "user.name", "T"],
+    ):
+        subprocess.run(["git", *args], cwd=path, check=True)
+    (path / "README.md").write_text("# repo\n")
+    subprocess.run(["git", "add", "-A"], cwd=path, check=True)
+    subprocess.run(["git", "commit", "-q", "-m", "first"], cwd=path, check=True)
+    return str(path)
+
+
+def _global() -> RateLimitRegistry:
+    return RateLimitRegistry(GLOBAL_LIMIT_KEY, connection=get_redis())
+
+
+def _status(task_id: int) -> str:
+    job = Job.fetch(service.current_job_id(task_id), connection=get_redis())
+    return job.get_status()
+
+
+def _dequeue(priority: str = "default") -> tuple[Job, Queue]:
+    """What a worker does: pop the next job of a queue (onto its intermediate list)."""
+    queue = get_queue(priority)
+    result = Queue.dequeue_any([queue], None, connection=get_redis())
+    assert result is not None, "nothing to dequeue"
+    return result
+
+
+def test_a_repository_job_waits_at_the_global_gate_and_is_released_into_its_queue(
+    env, tmp_path, monkeypatch
+):
+    _limits(monkeypatch, global_limit=1, repo_limit=1)
+    repo_a, repo_b = _repo(tmp_path / "a"), _repo(tmp_path / "b")
+    first = service.create_task(TaskCreate(prompt="a [scenario:text]", repo=repo_a))
+    second = service.create_task(TaskCreate(prompt="b [scenario:text]", repo=repo_b))
+    # Each holds its own repository's slot: both are on the queue.
+    assert get_queue("default").count == 2
+
+    job, queue = _dequeue()
+    assert job.id == job_id_for(first.id, 1) and pass_global_gate(job, queue)
+    other, queue = _dequeue()
+    assert not pass_global_gate(other, queue)  # the global slot is taken: held back
+
+    redis = get_redis()
+    assert _status(second.id) == "rate_limited"
+    assert _global().get_rate_limited_job_ids() == [other.id]
+    assert redis.lpos(queue.intermediate_queue_key, other.id) is None  # off the worker's list
+    assert job_is_placed(other.id)  # the reconciler sees it waiting, does not re-enqueue it
+
+    job.set_status("finished")  # the first run ends: its global slot goes to the waiter
+    assert release_global_gate(job) == [other.id]
+    assert _status(second.id) == "queued" and get_queue("default").job_ids == [other.id]
+    again, queue = _dequeue()
+    assert again.id == other.id and pass_global_gate(again, queue)  # it holds the slot now
+    assert _global().get_allowed_job_ids() == [other.id]
+
+
+def test_a_cancelled_waiter_gives_back_the_slot_it_was_released_with(env, tmp_path, monkeypatch):
+    _limits(monkeypatch, global_limit=1, repo_limit=1)
+    repo_a, repo_b = _repo(tmp_path / "a"), _repo(tmp_path / "b")
+    service.create_task(TaskCreate(prompt="a [scenario:text]", repo=repo_a))
+    second = service.create_task(TaskCreate(prompt="b [scenario:text]", repo=repo_b))
+    third = service.create_task(TaskCreate(prompt="c [scenario:text]", repo=repo_b))
+    job, queue = _dequeue()
+    assert pass_global_gate(job, queue)
+    other, queue = _dequeue()
+    assert not pass_global_gate(other, queue)
+    job.set_status("finished")
+    release_global_gate(job)  # `second` is released onto its queue with the global slot
+    assert _global().get_allowed_job_ids() == [other.id]
+    assert _status(third.id) == "rate_limited"  # behind `second` in repository b
+
+    service.cancel_task(second.id)
+
+    # Both its slots come back at once (not at the next maintenance): `third` is let through.
+    assert _global().get_allowed_job_ids() == []
+    assert _status(third.id) == "queued"
+
+
+@pytest.mark.parametrize("with_repo", [False, True], ids=["global", "repository"])
+def test_a_job_released_into_a_paused_queue_gives_its_slot_back(
+    env, tmp_path, monkeypatch, with_repo
+):
+    _limits(monkeypatch, global_limit=1, repo_limit=1)
+    repo = _repo(tmp_path / "a") if with_repo else None
+    service.pause_queue("low")
+    parked = service.create_task(TaskCreate(prompt="p [scenario:text]", priority="low", repo=repo))
+    waiting = service.create_task(TaskCreate(prompt="w [scenario:text]", repo=repo))
+    assert _status(waiting.id) == "rate_limited"  # RQ released `parked` into its paused queue
+
+    assert settle_paused_queues() == 1  # the worker pool does this every second
+
+    assert _status(waiting.id) == "queued" and get_queue("default").count == 1
+    assert _status(parked.id) == "rate_limited" and get_queue("low").count == 0
+    assert job_is_placed(job_id_for(parked.id, 1))
+    assert settle_paused_queues() == 0  # parked jobs are not waiters: no ping-pong
+
+    service.resume_queue("low")  # back among its limit's waiters, behind the one that runs
+    assert _status(parked.id) == "rate_limited"
+    assert service.queue_overview("low").rate_limited == 1
+    service.cancel_task(waiting.id)  # its slot frees: the parked one is next
+    assert _status(parked.id) == "queued" and get_queue("low").count == 1
+
+
+def test_a_parked_job_cancelled_stays_cancelled_on_resume(env, monkeypatch):
+    _limits(monkeypatch, global_limit=1, repo_limit=0)
+    service.pause_queue("low")
+    parked = service.create_task(TaskCreate(prompt="p [scenario:text]", priority="low"))
+    settle_paused_queues()
+    service.cancel_task(parked.id)
+    service.resume_queue("low")
+    assert _status(parked.id) == "canceled"
+    assert get_queue("low").count == 0 and _global().get_rate_limited_job_count() == 0
+
+
+def _spans(tasks) -> list[tuple]:
+    return [
+        (aware(a.started_at), aware(a.finished_at), task.repo)
+        for task in tasks
+        for a in service.list_attempts(task.id)
+    ]
+
+
+def _most_at_once(spans, same_repo: bool) -> int:
+    most = 0
+    for start, _, repo in spans:  # running at `start`: started at or before it, not yet ended
+        running = [s for s in spans if s[0] <= start < s[1] and (not same_repo or s[2] == repo)]
+        most = max(most, len(running))
+    return most
+
+
+def test_global_and_repository_limits_hold_together_on_real_workers(env, tmp_path, monkeypatch):
+    _limits(monkeypatch, global_limit=2, repo_limit=1)
+    values = {**env, "TASKDECK_GLOBAL_CONCURRENCY": "2", "TASKDECK_REPO_CONCURRENCY": "1"}
+    repos = [_repo(tmp_path / "a"), _repo(tmp_path / "b")]
+    pool = WorkerPool(values, workers=3, log=tmp_path / "pool.log").start()
+    try:
+        tasks = [
+            service.create_task(
+                TaskCreate(prompt=f"t{i} [scenario:slow] [delay:0.05]", repo=repos[i % 2])
+            )
+            for i in range(4)
+        ] + [
+            service.create_task(TaskCreate(prompt=f"n{i} [scenario:slow] [delay:0.05]"))
+            for i in range(2)
+        ]
+        for task in tasks:
+            assert wait_for_status(task.id, ("succeeded",), timeout=180).status == "succeeded"
+    finally:
+        pool.stop()
+    spans = _spans([service.get_task(t.id) for t in tasks])
+    assert len(spans) == len(tasks)  # one attempt each: nothing ran twice
+    assert _most_at_once(spans, same_repo=False) == 2, spans  # 3 workers, global limit 2
+    repo_spans = [s for s in spans if s[2]]
+    assert _most_at_once(repo_spans, same_repo=True) == 1, spans
+    assert _global().get_allowed_job_count() == 0  # every slot given back
+
+
+def test_a_killed_worker_gives_back_its_global_slot(env, tmp_path, monkeypatch):
+    _limits(monkeypatch, global_limit=1, repo_limit=1)
+    values = {**env, "TASKDECK_GLOBAL_CONCURRENCY": "1", "TASKDECK_REPO_CONCURRENCY": "1"}
+    repo_a, repo_b = _repo(tmp_path / "a"), _repo(tmp_path / "b")
+    pool = WorkerPool(values, workers=2, log=tmp_path / "pool.log").start()
+    try:
+        first = service.create_task(
+            TaskCreate(prompt="a [scenario:slow] [delay:0.5]", repo=repo_a, max_attempts=2)
+        )
+        wait_for_status(first.id, ("running",), timeout=60)
+        second = service.create_task(TaskCreate(prompt="b [scenario:text]", repo=repo_b))
+        wait_until(lambda: _status(second.id) == "rate_limited", 30, message="b held back")
+        worker = wait_until(
+            lambda: next(
+                (w for w in Worker.all(connection=get_redis()) if w.get_current_job_id()), None
+            ),
+            30,
+            message="the busy worker",
+        )
+        os.kill(worker.pid, signal.SIGKILL)
+
+        # The abandoned run's slot is freed by RQ's maintenance: both tasks end well.
+        assert wait_for_status(second.id, ("succeeded",), timeout=90).status == "succeeded"
+        assert wait_for_status(first.id, ("succeeded",), timeout=120).status == "succeeded"
+    finally:
+        pool.stop()
+    reasons = [a.reason for a in service.list_attempts(first.id)]
+    assert reasons[0] == "worker lost", reasons
+    spans = _spans([service.get_task(first.id), service.get_task(second.id)])
+    assert _most_at_once(spans, same_repo=False) == 1, spans
