@@ -87,6 +87,28 @@ def _pings(client: Redis) -> bool:
         return False
 
 
+@pytest.fixture(scope="session", autouse=True)
+def warm_runner_dir() -> Iterator[Path]:
+    """The wrapper's warm runners (worker/warm_runner.py) live in a directory of this session's
+    own, and are stopped when it ends."""
+    import tempfile
+
+    path = Path(tempfile.mkdtemp(prefix="td-runner-"))  # short: it holds Unix socket paths
+    previous = os.environ.get("TASKDECK_RUNNER_DIR")
+    os.environ["TASKDECK_RUNNER_DIR"] = str(path)
+    yield path
+    for pid_file in path.glob("*.pid"):
+        try:
+            os.kill(int(pid_file.read_text()), signal.SIGTERM)
+        except (ValueError, ProcessLookupError):
+            pass
+    if previous is None:
+        os.environ.pop("TASKDECK_RUNNER_DIR", None)
+    else:
+        os.environ["TASKDECK_RUNNER_DIR"] = previous
+    shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory) -> Iterator[RedisServer]:
     server = RedisServer(tmp_path_factory.mktemp("redis")).start()

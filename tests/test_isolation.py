@@ -11,10 +11,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from app import service
 from app.schemas import TaskCreate
 from tests.conftest import wait_for_status, wait_until
-from tests.test_wrapper import Wrapper
+from tests.test_wrapper import Wrapper, wrapper_mode  # noqa: F401 - a fixture
 from worker import sandbox
 from worker.claude_code import RunSpec, run_claude
 from worker.jobs import pid_file_for
@@ -31,6 +33,7 @@ def limits_of(pid: int) -> dict[str, str]:
     return {line[:26].strip(): line[26:].split()[0] for line in lines}
 
 
+@pytest.mark.usefixtures("wrapper_mode")
 def test_claude_runs_in_its_own_session_with_rlimits_and_only_allowed_env(env, tmp_path):
     pid_file = tmp_path / "claude.pid"
     wrapper = Wrapper(
@@ -90,6 +93,7 @@ def test_the_settings_rlimits_apply_by_default(env, tmp_path, monkeypatch):
     assert wrapper.finish(60) == 0  # the CLI runs fine under these limits
 
 
+@pytest.mark.usefixtures("wrapper_mode")
 def test_a_sigkilled_wrapper_takes_claude_with_it(env, tmp_path):
     pid_file = tmp_path / "claude.pid"
     wrapper = Wrapper(

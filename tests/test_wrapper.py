@@ -15,7 +15,7 @@ import pytest
 
 from app.events import parse_event
 from tests.conftest import ROOT, wait_until
-from worker import sandbox
+from worker import sandbox, warm_runner
 from worker.wrapper import EXIT_BAD_SPEC, EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, EXIT_TIMEOUT
 
 
@@ -66,6 +66,37 @@ def run_wrapper(spec: dict | str, timeout: float = 90) -> tuple[int, Wrapper]:
 
 def no_processes_left(path: Path) -> bool:
     return not sandbox.processes_using(path)
+
+
+def start_warm_runner() -> int:
+    """Start the warm runner of this code (as a wrapper call that finds none does); its pid."""
+    path = warm_runner.socket_path()
+    warm_runner.start_runner(path)
+    pid_file = Path(path).with_suffix(".pid")
+    wait_until(pid_file.exists, 60, message="the warm runner to listen")
+    return int(pid_file.read_text())
+
+
+def alive(pid: int) -> bool:
+    """Whether `pid` runs (a runner started by this test process stays a zombie when done)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def parent_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+@pytest.fixture(params=["warm", "cold"])
+def wrapper_mode(request, monkeypatch) -> str:
+    """Runs each test with the warm runner serving the wrapper, and with it turned off."""
+    if request.param == "warm":
+        start_warm_runner()
+    else:
+        monkeypatch.setenv("TASKDECK_WRAPPER_WARM", "0")
+    return request.param
 
 
 def test_a_run_prints_typed_events_line_by_line_and_exits_0(env, tmp_path):
@@ -161,7 +192,9 @@ def test_the_wall_clock_timeout_exits_124(env, tmp_path):
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_a_signal_cancels_mid_stream_kills_claude_and_exits_130(env, tmp_path, signum):
+def test_a_signal_cancels_mid_stream_kills_claude_and_exits_130(
+    env, tmp_path, signum, wrapper_mode
+):
     pid_file = tmp_path / "claude.pid"
     wrapper = Wrapper(
         {"prompt": "x [scenario:slow] [delay:0.3]", "cwd": str(tmp_path), "pid_file": str(pid_file)}
@@ -199,7 +232,7 @@ def test_resume_continues_the_session_in_a_later_run(env, tmp_path):
     assert second.of("prompt")[0].resume == session
 
 
-def test_closing_stdout_cancels_the_run(env, tmp_path):
+def test_closing_stdout_cancels_the_run(env, tmp_path, wrapper_mode):
     wrapper = Wrapper({"prompt": "x [scenario:slow] [delay:0.3]", "cwd": str(tmp_path)})
     wrapper.read_until("text_delta")
     wrapper.process.stdout.close()
@@ -207,7 +240,7 @@ def test_closing_stdout_cancels_the_run(env, tmp_path):
     wait_until(lambda: no_processes_left(tmp_path), 10, message="claude to be gone")
 
 
-def test_repeated_signals_still_end_in_one_clean_cancel(env, tmp_path):
+def test_repeated_signals_still_end_in_one_clean_cancel(env, tmp_path, wrapper_mode):
     wrapper = Wrapper({"prompt": "x [scenario:slow] [delay:0.3]", "cwd": str(tmp_path)})
     wrapper.read_until("text_delta")
     for _ in range(3):
@@ -217,3 +250,66 @@ def test_repeated_signals_still_end_in_one_clean_cancel(env, tmp_path):
     assert "Traceback" not in wrapper.stderr
     assert [e.status for e in wrapper.of("status")] == ["cancelled"]
     assert no_processes_left(tmp_path)
+
+
+def test_later_calls_are_served_by_a_child_of_the_warm_runner(env, tmp_path):
+    runner = start_warm_runner()
+    pid_file = tmp_path / "claude.pid"
+    wrapper = Wrapper(
+        {"prompt": "x [scenario:slow] [delay:0.1]", "cwd": str(tmp_path), "pid_file": str(pid_file)}
+    )
+    wrapper.read_until("text_delta")
+    child = parent_of(sandbox.read_pid(pid_file))
+    assert child != wrapper.process.pid and parent_of(child) == runner
+    assert wrapper.finish() == EXIT_OK, wrapper.stderr
+    assert [e.type for e in wrapper.events][-2:] == ["result", "status"]
+    assert wrapper.events[-1].status == "succeeded"
+    assert no_processes_left(tmp_path)
+    wait_until(lambda: not alive(child), 10, message="the child to exit")
+
+
+def test_without_the_warm_runner_claude_is_the_wrappers_own_child(env, tmp_path, monkeypatch):
+    monkeypatch.setenv("TASKDECK_WRAPPER_WARM", "0")
+    pid_file = tmp_path / "claude.pid"
+    wrapper = Wrapper(
+        {"prompt": "x [scenario:slow] [delay:0.1]", "cwd": str(tmp_path), "pid_file": str(pid_file)}
+    )
+    wrapper.read_until("text_delta")
+    assert parent_of(sandbox.read_pid(pid_file)) == wrapper.process.pid
+    assert wrapper.finish() == EXIT_OK
+
+
+def test_a_runner_killed_mid_run_is_reported_as_a_failed_run(env, tmp_path):
+    start_warm_runner()
+    pid_file = tmp_path / "claude.pid"
+    wrapper = Wrapper(
+        {"prompt": "x [scenario:slow] [delay:0.3]", "cwd": str(tmp_path), "pid_file": str(pid_file)}
+    )
+    wrapper.read_until("text_delta")
+    os.kill(parent_of(sandbox.read_pid(pid_file)), signal.SIGKILL)  # the child running it
+    assert wrapper.finish(30) == EXIT_FAILED
+    assert wrapper.of("error")[-1].kind == "runner_lost"
+    assert wrapper.events[-1].status == "failed"
+    wait_until(lambda: no_processes_left(tmp_path), 10, message="claude to die with the child")
+
+
+def test_an_idle_runner_exits_and_the_next_call_starts_another(env, tmp_path, monkeypatch):
+    monkeypatch.setenv("TASKDECK_RUNNER_DIR", str(tmp_path / "runners"))
+    monkeypatch.setenv("TASKDECK_RUNNER_IDLE_S", "1")
+    first = start_warm_runner()
+    wait_until(lambda: not alive(first), 30, message="the idle runner to exit")
+    assert not Path(warm_runner.socket_path()).exists()
+    code, run = run_wrapper({"prompt": "x [scenario:text]", "cwd": str(tmp_path)})
+    assert code == EXIT_OK and run.events[-1].status == "succeeded"  # run in-process meanwhile
+    second = int(
+        wait_until(
+            lambda: (
+                Path(warm_runner.socket_path()).with_suffix(".pid").exists()
+                and Path(warm_runner.socket_path()).with_suffix(".pid").read_text()
+            ),
+            60,
+            message="a new runner",
+        )
+    )
+    assert second != first
+    wait_until(lambda: not alive(second), 30, message="it to idle out too")

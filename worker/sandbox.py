@@ -51,8 +51,10 @@ if [ -n "$TASKDECK_PID_FILE" ]; then
   echo "$$ $_started" > "$TASKDECK_PID_FILE"
 fi
 set -- "{binary}" "$@"
-[ -n "$TASKDECK_RLIMIT_AS" ] && set -- prlimit --as="$TASKDECK_RLIMIT_AS" -- "$@"
-[ -n "$TASKDECK_RLIMIT_CPU" ] && set -- prlimit --cpu="$TASKDECK_RLIMIT_CPU" -- "$@"
+_limits=
+[ -n "$TASKDECK_RLIMIT_AS" ] && _limits="--as=$TASKDECK_RLIMIT_AS"
+[ -n "$TASKDECK_RLIMIT_CPU" ] && _limits="$_limits --cpu=$TASKDECK_RLIMIT_CPU"
+[ -n "$_limits" ] && set -- prlimit $_limits -- "$@"
 exec setpriv --pdeathsig KILL -- setsid -- "$@"
 """
 

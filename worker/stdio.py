@@ -1,28 +1,16 @@
-"""The STDIO interface of the runner: `python -m worker.wrapper`.
+"""The STDIO run in this process: what `python -m worker.wrapper` does with a spec.
 
-Reads ONE JSON task spec on stdin (the fields of `worker.claude_code.RunSpec`: prompt, cwd or
-repo + base_ref, model, max_turns, allowed_tools, disallowed_tools, permission_mode,
-system_prompt_append, resume, timeout_s, idle_timeout_s, env_allowlist, ...), runs it through
-`run_claude` -- the same code path as the RQ job -- and writes one JSON event per line on stdout
-in Taskdeck's event schema (app/events.py, docs/events.md). The last line is a `status` event
-with the outcome: succeeded, failed, timed_out or cancelled.
-
-Exit codes:
-    0    succeeded
-    1    failed (claude reported an error, the CLI crashed, the workspace could not be made, ...)
-    2    bad spec (one `error` event of kind "bad_spec" names the field; nothing was run)
-    124  timed out (wall-clock or idle timeout)
-    130  cancelled (SIGTERM or SIGINT to the wrapper; claude's process group is killed first)
-
-Example:
-    echo '{"prompt": "Write hello.txt", "cwd": "/tmp/work"}' | python -m worker.wrapper
+`main` reads ONE JSON task spec (the fields of `worker.claude_code.RunSpec`), runs it through
+`run_claude` -- the same code path as the RQ job -- and writes one JSON event per line in
+Taskdeck's event schema (app/events.py, docs/events.md), the last a `status` event. The exit
+codes are worker/wrapper.py's. It runs either in the wrapper's own process or in a child of the
+warm runner (worker/warm_runner.py), which has already imported all this.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import sys
 from typing import IO, Any
@@ -30,18 +18,8 @@ from typing import IO, Any
 from pydantic import ValidationError
 
 from app.events import ErrorEvent, Event, StatusEvent
+from worker.wrapper import EXIT_BAD_SPEC, EXIT_CANCELLED, EXIT_CODES
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_BAD_SPEC = 2
-EXIT_TIMEOUT = 124
-EXIT_CANCELLED = 130
-EXIT_CODES = {
-    "succeeded": EXIT_OK,
-    "failed": EXIT_FAILED,
-    "timed_out": EXIT_TIMEOUT,
-    "cancelled": EXIT_CANCELLED,
-}
 MAX_SPEC_BYTES = 2_000_000
 
 
@@ -145,14 +123,3 @@ def main(stdin: IO[str] | None = None, stdout: IO[str] | None = None) -> int:
     except KeyboardInterrupt:  # a signal that came before the handlers were in place
         write(StatusEvent(attempt=1, status="cancelled", reason="interrupted"))
         return EXIT_CANCELLED
-
-
-if __name__ == "__main__":
-    code = main()
-    try:
-        sys.stdout.flush()
-    except (BrokenPipeError, ValueError, OSError):
-        pass  # the reader went away (the run was cancelled for it)
-    # claude's group is dead and every event is written: skip the interpreter's teardown
-    # (~0.1 s of finalizers after the SDK's imports) so the exit code comes at once.
-    os._exit(code)
