@@ -183,7 +183,8 @@ class TaskDependency(SQLModel, table=True):
 
 
 class Schedule(SQLModel, table=True):
-    """A task to submit at a time (`run_at`) or on a cron expression (`cron`, UTC).
+    """A task to submit at a time (`run_at`) or on a cron expression (`cron`, read in the IANA
+    time zone `timezone`, so "0 9 * * *" in Europe/Paris stays 09:00 there across DST changes).
 
     `template` is a TaskCreate as JSON. The worker pool fires a due schedule by moving
     `next_run_at` forward with a conditional update in the same transaction that inserts the task,
@@ -195,6 +196,7 @@ class Schedule(SQLModel, table=True):
     template: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     run_at: datetime | None = None
     cron: str | None = Field(default=None, max_length=100)
+    timezone: str = Field(default="UTC", max_length=64)
     enabled: bool = True
     next_run_at: datetime | None = Field(default=None, index=True)
     last_run_at: datetime | None = None

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    computed_field,
+    field_validator,
+    model_validator,
+)
 
 from app.settings import get_settings
 
@@ -341,8 +349,34 @@ class WorkerOut(BaseModel):
 # ----- task engine: schedules, queues, dependencies (issue 5) ----------------------------------
 
 
+@lru_cache(maxsize=1)
+def time_zones() -> frozenset[str]:
+    """The IANA time zone names zoneinfo knows (system tz database, else the tzdata package),
+    without the host-specific `localtime` and the placeholder `Factory`."""
+    from zoneinfo import available_timezones
+
+    return frozenset(available_timezones() - {"localtime", "Factory"})
+
+
+def check_timezone(value: str | None) -> str | None:
+    """An IANA time zone name (Europe/Paris, America/New_York, UTC)."""
+    if value is not None and value not in time_zones():
+        raise ValueError(f"{value!r} is not an IANA time zone name (like Europe/Paris or UTC)")
+    return value
+
+
+def localize(value: datetime | None, timezone: str | None) -> datetime | None:
+    """A time without an offset read in the schedule's time zone (UTC if none); others kept."""
+    if value is None or value.tzinfo is not None:
+        return value
+    from zoneinfo import ZoneInfo
+
+    return value.replace(tzinfo=ZoneInfo(timezone or "UTC"))
+
+
 class ScheduleCreate(BaseModel):
-    """A task to submit at a time (`run_at`) or on a cron expression (`cron`, 5 fields, UTC)."""
+    """A task to submit at a time (`run_at`) or on a cron expression (`cron`, 5 fields), both read
+    in `timezone` (an IANA name, UTC by default; a `run_at` with an offset keeps its offset)."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
@@ -350,7 +384,12 @@ class ScheduleCreate(BaseModel):
     task: TaskCreate
     run_at: datetime | None = None
     cron: str | None = Field(default=None, max_length=100)
+    timezone: str = Field(
+        default="UTC", max_length=64, description="IANA time zone of `cron` and `run_at`."
+    )
     enabled: bool = True
+
+    _timezone_known = field_validator("timezone")(check_timezone)
 
     @field_validator("cron")
     @classmethod
@@ -363,19 +402,11 @@ class ScheduleCreate(BaseModel):
             raise ValueError(f"{value!r} is not a cron expression (5 fields: m h dom mon dow)")
         return value
 
-    @field_validator("run_at")
-    @classmethod
-    def _run_at_aware(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            from datetime import UTC
-
-            value = value.replace(tzinfo=UTC)
-        return value
-
     @model_validator(mode="after")
     def _one_trigger(self) -> ScheduleCreate:
         if bool(self.run_at) == bool(self.cron):
             raise ValueError("give either run_at (a time) or cron (an expression), not both")
+        self.run_at = localize(self.run_at, self.timezone)
         return self
 
 
@@ -388,10 +419,11 @@ class ScheduleUpdate(BaseModel):
     task: TaskCreate | None = None
     run_at: datetime | None = None
     cron: str | None = Field(default=None, max_length=100)
+    timezone: str | None = Field(default=None, max_length=64)
     enabled: bool | None = None
 
     _cron_valid = field_validator("cron")(ScheduleCreate._cron_valid.__func__)
-    _run_at_aware = field_validator("run_at")(ScheduleCreate._run_at_aware.__func__)
+    _timezone_known = field_validator("timezone")(check_timezone)
 
     @model_validator(mode="after")
     def _one_trigger(self) -> ScheduleUpdate:
@@ -410,12 +442,23 @@ class ScheduleOut(BaseModel):
     template: dict[str, Any]
     run_at: datetime | None
     cron: str | None
+    timezone: str
     enabled: bool
     next_run_at: datetime | None
     last_run_at: datetime | None
     last_task_id: int | None
     runs_count: int
     created_at: datetime
+
+    @computed_field
+    @property
+    def next_run_local(self) -> datetime | None:
+        """`next_run_at` in the schedule's own time zone (what its cron reads)."""
+        if self.next_run_at is None:
+            return None
+        from zoneinfo import ZoneInfo
+
+        return localize(self.next_run_at, "UTC").astimezone(ZoneInfo(self.timezone))
 
 
 class QueueControlOut(BaseModel):

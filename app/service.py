@@ -48,6 +48,7 @@ from app.schemas import (
     TaskEventOut,
     TaskOut,
     TaskSummary,
+    localize,
 )
 from app.settings import get_settings
 
@@ -913,17 +914,49 @@ def _bulk(task_ids: Iterable[int], action: Any) -> BulkResult:
 
 
 def next_run_after(
-    cron: str | None, run_at: datetime | None, after: datetime, last_run_at: datetime | None = None
+    cron: str | None,
+    run_at: datetime | None,
+    after: datetime,
+    last_run_at: datetime | None = None,
+    timezone: str = "UTC",
 ) -> datetime | None:
-    """When a schedule fires next: its cron's next time after `after`, or its one `run_at` if it
-    has not fired at (or after) that time yet."""
+    """When a schedule fires next (UTC): its cron's next time after `after`, or its one `run_at`
+    if it has not fired at (or after) that time yet."""
     if cron:
-        from croniter import croniter
-
-        return croniter(cron, after).get_next(datetime)
+        return next_cron_time(cron, after, timezone)
     if run_at is not None and (last_run_at is None or aware(run_at) > aware(last_run_at)):
-        return aware(run_at)
+        return aware(run_at).astimezone(UTC)
     return None
+
+
+def next_cron_time(cron: str, after: datetime, timezone: str = "UTC") -> datetime:
+    """The cron's next time after `after`, the cron read on the wall clock of `timezone`.
+
+    Across DST changes it does what cron does: a time the clocks skip (02:30 on the spring-forward
+    night in Europe/Paris) fires when the clocks jump (03:00); a time they repeat (02:30 on the
+    fall-back night) fires once, at its first occurrence, unless the hour field is a wildcard
+    ("0 * * * *" fires every real hour, both 02:00 included).
+    """
+    from zoneinfo import ZoneInfo
+
+    from croniter import croniter
+
+    zone = ZoneInfo(timezone)
+    times = croniter(cron, aware(after).astimezone(zone))
+    every_hour = cron.split()[1].startswith("*")
+    for _ in range(4):  # a repeated time is skipped at most once in a row
+        candidate = times.get_next(datetime)
+        if every_hour or not _repeated_wall_time(candidate, zone):
+            break
+    return candidate.astimezone(UTC)
+
+
+def _repeated_wall_time(moment: datetime, zone: Any) -> bool:
+    """Whether `moment` is the second occurrence of its wall-clock time (clocks set back)."""
+    wall = moment.replace(tzinfo=None)
+    first = wall.replace(tzinfo=zone, fold=0).utcoffset()
+    second = wall.replace(tzinfo=zone, fold=1).utcoffset()
+    return first != second and moment.utcoffset() == second and first > second
 
 
 def create_schedule(data: ScheduleCreate) -> ScheduleOut:
@@ -934,8 +967,9 @@ def create_schedule(data: ScheduleCreate) -> ScheduleOut:
         template=data.task.model_dump(mode="json", exclude_defaults=True),
         run_at=data.run_at,
         cron=data.cron,
+        timezone=data.timezone,
         enabled=data.enabled,
-        next_run_at=next_run_after(data.cron, data.run_at, now),
+        next_run_at=next_run_after(data.cron, data.run_at, now, timezone=data.timezone),
     )
     with session_scope() as session:
         session.add(row)
@@ -971,13 +1005,17 @@ def update_schedule(schedule_id: int, data: ScheduleUpdate) -> ScheduleOut:
             row.name = data.name
         if data.task is not None:
             row.template = data.task.model_dump(mode="json", exclude_defaults=True)
+        if data.timezone:
+            row.timezone = data.timezone
         if data.cron:
             row.cron, row.run_at = data.cron, None
         elif data.run_at:
-            row.run_at, row.cron = data.run_at, None
+            row.run_at, row.cron = localize(data.run_at, row.timezone), None
         if data.enabled is not None:
             row.enabled = data.enabled
-        row.next_run_at = next_run_after(row.cron, row.run_at, utcnow(), row.last_run_at)
+        row.next_run_at = next_run_after(
+            row.cron, row.run_at, utcnow(), row.last_run_at, timezone=row.timezone
+        )
         session.add(row)
         return ScheduleOut.model_validate(row)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from app.queue import get_redis, paused_queue_names
 
 pytest_plugins = ["tests.api_support"]
@@ -74,10 +76,23 @@ def test_schedules_crud(api, accounts):
     assert created.status_code == 201, created.text
     schedule = created.json()
     assert schedule["cron"] == "0 3 * * *" and schedule["next_run_at"]
+    assert schedule["timezone"] == "UTC"
     sid = schedule["id"]
 
     bad = api.post("/api/v1/schedules", json={**body, "cron": "every night"}, headers=member)
     assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "cron"]
+    bad_zone = api.post("/api/v1/schedules", json={**body, "timezone": "Mars/Base"}, headers=member)
+    assert bad_zone.status_code == 422
+    assert bad_zone.json()["detail"][0]["loc"] == ["body", "timezone"]
+    zoned = api.post(
+        "/api/v1/schedules", json={**body, "timezone": "America/New_York"}, headers=member
+    ).json()
+    assert zoned["timezone"] == "America/New_York"
+    local = datetime.fromisoformat(zoned["next_run_local"])  # 03:00 on New York's clock
+    assert (local.hour, local.minute) == (3, 0)
+    assert local.utcoffset() in (timedelta(hours=-5), timedelta(hours=-4))
+    assert local == datetime.fromisoformat(zoned["next_run_at"].replace("Z", "+00:00"))
+    assert api.delete(f"/api/v1/schedules/{zoned['id']}", headers=member).status_code == 204
     bad_task = api.post("/api/v1/schedules", json={**body, "task": {"prompt": ""}}, headers=member)
     assert bad_task.status_code == 422
     assert bad_task.json()["detail"][0]["loc"] == ["body", "task", "prompt"]

@@ -138,3 +138,29 @@ def test_processes_starting_together_on_postgres_migrate_one_at_a_time(postgres_
     assert [process.returncode for process in processes] == [0, 0, 0, 0], outputs
     head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
     assert current_revision(url) == head
+
+
+def test_schedules_made_before_time_zones_stay_utc(empty_database):
+    """0005 gives existing schedules the zone they always had (UTC); its downgrade drops it."""
+    url = empty_database
+    config = alembic_config(url)
+    command.upgrade(config, "0004")
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO schedule (name, template, cron, enabled, runs_count, created_at)"
+                    " VALUES ('old', '{}', '0 3 * * *', true, 0, CURRENT_TIMESTAMP)"
+                )
+            )
+        command.upgrade(config, "0005")
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT timezone FROM schedule")).scalar_one() == "UTC"
+        command.downgrade(config, "0004")
+        columns = {c["name"] for c in inspect(engine).get_columns("schedule")}
+        assert "timezone" not in columns and "cron" in columns
+        with engine.connect() as conn:  # the row itself survives the way down
+            assert conn.execute(text("SELECT name FROM schedule")).scalar_one() == "old"
+    finally:
+        engine.dispose()

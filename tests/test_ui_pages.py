@@ -92,6 +92,26 @@ def test_a_live_task_log_grows_on_screen(web_stack, web_user, browser):
         assert not watched.errors, watched.errors
 
 
+def test_a_schedule_form_takes_a_time_zone_and_shows_the_next_run_in_it(
+    web_stack, web_user, browser
+):
+    with open_page(browser, "desktop") as watched:
+        page = watched.page
+        sign_in(page, web_stack.url, web_user)
+        page.goto(web_stack.url + "/new")
+        page.fill("#prompt", "Morning report [scenario:text]")
+        page.fill("#cron", "0 9 * * *")
+        page.fill("#timezone", "Mars/Olympus")
+        page.click("#task-form button[type='submit']")
+        expect(page.locator(".field-error[data-field='timezone']")).to_contain_text(
+            "not an IANA time zone", timeout=15_000
+        )
+        page.fill("#timezone", "Asia/Tokyo")
+        page.click("#task-form button[type='submit']")
+        expect(page.locator("#scheduled")).to_contain_text("09:00 Asia/Tokyo", timeout=15_000)
+        assert not watched.errors, watched.errors
+
+
 def test_task_list_filters_pages_and_retries_in_bulk(web_stack, web_user, browser, stack_env):  # noqa: F811
     seed_tasks(30, "pagemark ok")
     failed = seed_tasks(

@@ -56,7 +56,7 @@ def fire(schedule_id: int, runs_count: int) -> int | None:
         if row is None or not row.enabled or row.runs_count != runs_count:
             return None
         # A cron moves to its next time; a one-off is done (an edit can give it a new time).
-        next_run = service.next_run_after(row.cron, None, now) if row.cron else None
+        next_run = service.next_run_after(row.cron, None, now, timezone=row.timezone)
         try:
             data = TaskCreate.model_validate(row.template)
         except ValueError as exc:  # e.g. its directory is gone: skip this run, keep the schedule

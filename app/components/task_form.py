@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import reflex as rx
 
+from app.schemas import time_zones
 from app.state.new_task import NewTaskState as S
+
+TIME_ZONES = sorted(time_zones())  # suggestions for the time zone field
 
 
 def field_error(name: str) -> rx.Component:
@@ -47,6 +50,7 @@ def datalists() -> rx.Component:
             rx.foreach(S.recent_places, lambda p: rx.el.option(value=p)), id="recent-places"
         ),
         rx.el.datalist(rx.foreach(S.models, lambda m: rx.el.option(value=m)), id="model-names"),
+        rx.el.datalist(*[rx.el.option(value=zone) for zone in TIME_ZONES], id="time-zones"),
     )
 
 
@@ -124,16 +128,22 @@ def task_form(full: bool = True) -> rx.Component:
             ),
             row(
                 labelled(
-                    "Run at (UTC)",
+                    "Run at",
                     rx.input(name="run_at", id="run_at", type="datetime-local", width="100%"),
                     "run_at",
                     "empty: now",
                 ),
                 labelled(
-                    "Repeat (cron, UTC)",
+                    "Repeat (cron)",
                     text_field("cron", "0 3 * * 1-5"),
                     "cron",
                     "5 fields: minute hour day month weekday",
+                ),
+                labelled(
+                    "Time zone",
+                    text_field("timezone", "UTC", "time-zones"),
+                    "timezone",
+                    "of the time or the cron (IANA name)",
                 ),
             ),
             row(

@@ -25,7 +25,7 @@ FORM_FIELDS = (
     "max_attempts",
     "permission_mode",
 )
-SCHEDULE_FIELDS = ("run_at", "cron")
+SCHEDULE_FIELDS = ("run_at", "cron", "timezone")
 MODELS = ["claude-sonnet-4-5", "claude-opus-4-1", "claude-haiku-4-5"]
 
 
@@ -64,7 +64,7 @@ class NewTaskState(rx.State):
             if not self.errors:
                 self.form_error = "the task is not valid"
             return
-        if when:
+        if "run_at" in when or "cron" in when:  # a time zone alone schedules nothing
             return self._schedule(task_in, when)
         try:
             task = service.create_task(task_in)
@@ -81,8 +81,11 @@ class NewTaskState(rx.State):
             self.errors = form_errors(exc)
             return
         schedule = service.create_schedule(data)
-        next_run = schedule.next_run_at.strftime("%Y-%m-%d %H:%M") if schedule.next_run_at else "-"
-        self.scheduled = f"Scheduled as schedule #{schedule.id}: next run {next_run} UTC"
+        local = schedule.next_run_local
+        next_run = local.strftime("%Y-%m-%d %H:%M") if local else "-"
+        self.scheduled = (
+            f"Scheduled as schedule #{schedule.id}: next run {next_run} {schedule.timezone}"
+        )
 
 
 def form_errors(exc: ValidationError) -> dict[str, str]:
