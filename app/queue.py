@@ -245,13 +245,18 @@ def pass_global_gate(job: Job, queue: Queue, connection: Redis | None = None) ->
     return bool(redis.eval(_PASS_GATE, len(keys), *keys, *args))
 
 
-def release_global_gate(job: Job, connection: Redis | None = None) -> list[str]:
+def release_global_gate(
+    job: Job, connection: Redis | None = None, cancelled: bool = False
+) -> list[str]:
     """Give back a gated job's global slot once its run ended (any way), and let the next
     waiters through. RQ's stale-slot release: a job queued again (handed back) or started by
-    another worker keeps the slot; RQ's maintenance frees one whose worker died."""
+    another worker keeps the slot; RQ's maintenance frees one whose worker died. A `cancelled`
+    job also leaves the global waiters (RQ's own cancel does that for the job's own limit)."""
     if not (job.meta or {}).get(GLOBAL_GATE):
         return []
     registry = RateLimitRegistry(GLOBAL_LIMIT_KEY, connection=connection or get_redis())
+    if cancelled:
+        return registry.cancel(job.id)
     return registry.release_stale_and_enqueue(job.id)
 
 

@@ -323,7 +323,7 @@ def cancel_task(task_id: int) -> TaskOut:
                 send_stop_job_command(redis, job_id)
             else:
                 job.cancel()
-                release_global_gate(job)  # a second-gate slot RQ does not know the job holds
+                release_global_gate(job, cancelled=True)  # the second gate, which RQ does not know
         except (NoSuchJobError, InvalidJobOperation):
             pass
     close_open_attempts(task_id, TaskStatus.CANCELLED, reason)

@@ -119,6 +119,13 @@ def test_a_cancelled_waiter_gives_back_the_slot_it_was_released_with(env, tmp_pa
     assert _global().get_allowed_job_ids() == []
     assert _status(third.id) == "queued"
 
+    held, queue = _dequeue()  # `third` meets a full global limit (the one of `first`'s kind)
+    _global().connection.zadd(_global().allowed_key, {"someone-else": 1})
+    assert held.id == job_id_for(third.id, 1) and not pass_global_gate(held, queue)
+    service.cancel_task(third.id)  # a waiter at the gate cancelled leaves the waiters
+    assert _global().get_rate_limited_job_count() == 0
+    assert service.queue_overview("default").rate_limited == 0
+
 
 @pytest.mark.parametrize("with_repo", [False, True], ids=["global", "repository"])
 def test_a_job_released_into_a_paused_queue_gives_its_slot_back(
