@@ -222,3 +222,31 @@ def running_tasks(limit: int = 12) -> list[dict[str, Any]]:
             }
             for task in tasks
         ]
+
+
+def running_usage(task_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """The usage so far of tasks' current runs: {task id: data of its newest usage event}, for
+    the tasks whose newest usage event came after their newest status change (a usage event of
+    an earlier attempt, or of a finished run, is left out; the task row has the truth then)."""
+    from app.models import TaskEvent
+
+    if not task_ids:
+        return {}
+    with session_scope() as session:
+        newest = {}
+        for kind in ("usage", "status"):
+            query = (
+                select(TaskEvent.task_id, func.max(TaskEvent.id))
+                .where(col(TaskEvent.task_id).in_(task_ids), TaskEvent.type == kind)
+                .group_by(TaskEvent.task_id)
+            )
+            newest[kind] = dict(session.exec(query).all())
+        wanted = [
+            event_id
+            for task_id, event_id in newest["usage"].items()
+            if event_id > newest["status"].get(task_id, 0)
+        ]
+        if not wanted:
+            return {}
+        events = session.exec(select(TaskEvent).where(col(TaskEvent.id).in_(wanted)))
+        return {event.task_id: dict(event.data) for event in events}

@@ -34,8 +34,33 @@ def duration(ms: int) -> str:
     return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 
-def task_row(task: TaskOut) -> dict[str, str]:
-    """A task as a list row / card."""
+def usage_values(data: dict, estimated: bool = True) -> dict[str, str]:
+    """Tokens and cost of a usage (or result) event's data, for display: {tokens_in, tokens_out,
+    tokens, cost}; an estimated cost is marked ~, an unknown one (model price unknown) is "-"."""
+    tokens_in, tokens_out = int(data.get("input_tokens") or 0), int(data.get("output_tokens") or 0)
+    cost = data.get("cost_usd")
+    return {
+        "tokens_in": str(tokens_in),
+        "tokens_out": str(tokens_out),
+        "tokens": str(tokens_in + tokens_out),
+        "cost": "-" if cost is None else ("~" if estimated else "") + money(float(cost)),
+    }
+
+
+def with_usage(row: dict[str, str], usage: dict | None) -> dict[str, str]:
+    """A task row showing a running task's usage so far (from its newest usage event)."""
+    if not usage:
+        return row
+    values = usage_values(usage)
+    return {**row, "tokens": values["tokens"], "cost": values["cost"], "usage_live": "true"}
+
+
+def task_row(task: TaskOut, usage: dict | None = None) -> dict[str, str]:
+    """A task as a list row / card; `usage` is the newest usage event of a running task."""
+    return with_usage(_task_row(task), usage)
+
+
+def _task_row(task: TaskOut) -> dict[str, str]:
     return {
         "id": str(task.id),
         "title": task.title,
@@ -53,6 +78,7 @@ def task_row(task: TaskOut) -> dict[str, str]:
         "href": f"/tasks/{task.id}",
         "active": "true" if task.status in ("queued", "running") else "",
         "retryable": "true" if task.status in ("failed", "cancelled") else "",
+        "usage_live": "",
     }
 
 
@@ -110,6 +136,10 @@ def event_item(event: TaskEventOut) -> dict[str, str]:
         )
     elif kind == "progress":
         label = f"turn {data.get('turn')} of {data.get('max_turns')}"
+    elif kind == "usage":
+        values = usage_values(data)
+        label = f"usage: {values['tokens_in']} in / {values['tokens_out']} out tokens"
+        body = f"cost {values['cost']}"
     elif kind == "result":
         failed = data.get("is_error")
         label, tone = ("result: error" if failed else "result"), ("red" if failed else "green")
@@ -177,45 +207,15 @@ def attach_result(items: list[dict[str, str]], event: TaskEventOut) -> bool:
 
 def conversation(events: list[TaskEventOut]) -> list[dict[str, str]]:
     """Stored events as the task page shows them: tool results folded into their tool calls,
-    progress events left out (the header shows the latest)."""
+    progress and usage events left out (the header shows the latest)."""
     items: list[dict[str, str]] = []
     for event in events:
-        if event.type == "progress":
+        if event.type in ("progress", "usage"):
             continue
         if event.type == "tool_result" and attach_result(items, event):
             continue
         items.append(event_item(event))
     return items
-
-
-def diff_files(diff: str) -> list[dict[str, str]]:
-    """A unified diff split per file: [{name, added, removed, text}]."""
-    files: list[dict[str, str]] = []
-    current: dict | None = None
-    for line in diff.splitlines():
-        if line.startswith("diff --git "):
-            parts = line.split(" b/", 1)
-            name = parts[1] if len(parts) == 2 else line[11:]
-            current = {"name": name, "added": 0, "removed": 0, "lines": [line]}
-            files.append(current)
-            continue
-        if current is None:
-            current = {"name": "(diff)", "added": 0, "removed": 0, "lines": []}
-            files.append(current)
-        current["lines"].append(line)
-        if line.startswith("+") and not line.startswith("+++"):
-            current["added"] += 1
-        elif line.startswith("-") and not line.startswith("---"):
-            current["removed"] += 1
-    return [
-        {
-            "name": f["name"],
-            "added": f"+{f['added']}",
-            "removed": f"-{f['removed']}",
-            "text": "\n".join(f["lines"]),
-        }
-        for f in files
-    ]
 
 
 def age(seconds: float | None) -> str:

@@ -61,3 +61,41 @@ def test_a_message_of_an_unknown_model_leaves_cost_unknown():
     tally = UsageTally(attempt=1, clock=Clock())
     event = tally.feed(start("claude-opus-5-5", 100), None)
     assert event.input_tokens == 100 and event.cost_usd is None
+
+
+def test_running_usage_is_the_newest_usage_after_the_newest_status(env):
+    from app import metrics, service
+    from app.events import StatusEvent, UsageEvent
+    from app.schemas import TaskCreate
+
+    task = service.create_task(TaskCreate(prompt="count [scenario:text]"))
+    other = service.create_task(TaskCreate(prompt="done [scenario:text]"))
+    events = [
+        ("1-1", StatusEvent(attempt=1, status="running")),
+        ("1-2", UsageEvent(attempt=1, input_tokens=10, output_tokens=1)),
+        ("1-3", UsageEvent(attempt=1, input_tokens=10, output_tokens=7, cost_usd=0.5)),
+    ]
+    service.record_events(task.id, events)
+    service.record_events(
+        other.id,
+        [
+            ("1-1", UsageEvent(attempt=1, input_tokens=3, output_tokens=3)),
+            ("1-2", StatusEvent(attempt=1, status="succeeded")),
+        ],
+    )
+    usage = metrics.running_usage([task.id, other.id])
+    assert list(usage) == [task.id]
+    assert (usage[task.id]["output_tokens"], usage[task.id]["cost_usd"]) == (7, 0.5)
+    assert metrics.running_usage([]) == {}
+
+
+def test_usage_shows_as_an_estimate_or_tokens_only():
+    from app.presenters import usage_values, with_usage
+
+    shown = usage_values({"input_tokens": 10, "output_tokens": 5, "cost_usd": 0.0123})
+    assert shown == {"tokens_in": "10", "tokens_out": "5", "tokens": "15", "cost": "~$0.0123"}
+    assert usage_values({"cost_usd": 0.5}, estimated=False)["cost"] == "$0.5000"
+    assert usage_values({"input_tokens": 1, "cost_usd": None})["cost"] == "-"
+    row = {"id": "1", "tokens": "0", "cost": "$0.0000", "usage_live": ""}
+    assert with_usage(row, None) is row
+    assert with_usage(row, {"input_tokens": 4, "output_tokens": 2})["tokens"] == "6"

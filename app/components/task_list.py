@@ -1,4 +1,5 @@
-"""TaskCard (one task: title, status, where, cost, turns) and the list of them."""
+"""TaskCard (one task: title, status, where, turns, tokens, cost -- so far, for a running task)
+and the list of them."""
 
 from __future__ import annotations
 
@@ -32,7 +33,14 @@ def task_card(task, selectable: bool = False, selected=None, on_toggle=None) -> 
                 rx.badge(task["priority"], variant="outline", size="1", color_scheme="gray"),
                 rx.text(task["model"], size="1", color_scheme="gray"),
                 rx.text("turns ", task["turns"], size="1", color_scheme="gray"),
-                rx.text(task["cost"], size="1", color_scheme="gray"),
+                rx.text(
+                    task["tokens"],
+                    " tokens",
+                    size="1",
+                    color_scheme="gray",
+                    class_name="task-tokens",
+                ),
+                rx.text(task["cost"], size="1", color_scheme="gray", class_name="task-cost"),
                 rx.text(task["duration"], size="1", color_scheme="gray"),
                 spacing="3",
                 wrap="wrap",

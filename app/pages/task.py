@@ -96,8 +96,18 @@ def header() -> rx.Component:
         ),
         rx.grid(
             stat("Turns", t["turns"], "stat-turns"),
-            stat("Cost", t["cost"], "stat-cost"),
-            stat("Tokens in / out", t["input_tokens"] + " / " + t["output_tokens"], "stat-tokens"),
+            stat(
+                "Cost", rx.cond(L.usage.contains("cost"), L.usage["cost"], t["cost"]), "stat-cost"
+            ),
+            stat(
+                "Tokens in / out",
+                rx.cond(
+                    L.usage.contains("tokens"),
+                    L.usage["tokens_in"] + " / " + L.usage["tokens_out"],
+                    t["input_tokens"] + " / " + t["output_tokens"],
+                ),
+                "stat-tokens",
+            ),
             stat("Duration", t["duration"], "stat-duration"),
             stat("Attempts", t["attempts"], "stat-attempts"),
             stat("Model", t["model"], "stat-model"),

@@ -2,7 +2,7 @@
 
 A background event per open tab follows the global status stream (`taskdeck:events`): a status
 change refreshes counts, running and recent tasks at once (bursts coalesced); the charts and the
-running tasks' progress refresh every few seconds. Nothing else is read.
+running and recent tasks' progress, tokens and cost refresh every few seconds. Nothing else is read.
 """
 
 from __future__ import annotations
@@ -24,13 +24,15 @@ RECENT = 8
 
 
 def _running_rows() -> list[dict[str, str]]:
+    items = metrics.running_tasks()
+    usage = metrics.running_usage([item["task"].id for item in items])
     rows = []
-    for item in metrics.running_tasks():
+    for item in items:
         task, turn, max_turns = item["task"], item["turn"], item["max_turns"]
         started = task.started_at.timestamp() if task.started_at else time.time()
         rows.append(
             {
-                **task_row(task),
+                **task_row(task, usage.get(task.id)),
                 "turn": str(turn),
                 "max_turns": str(max_turns),
                 "pct": str(min(100, int(100 * turn / max_turns)) if max_turns else 0),
@@ -40,13 +42,20 @@ def _running_rows() -> list[dict[str, str]]:
     return rows
 
 
+def _recent_rows() -> list[dict[str, str]]:
+    tasks = service.list_tasks(limit=RECENT).items
+    usage = metrics.running_usage([t.id for t in tasks if t.status == "running"])
+    return [task_row(t, usage.get(t.id)) for t in tasks]
+
+
 def task_values() -> dict:
     """Counts, recent tasks and running tasks, ready for the state."""
-    return {
-        "counts": service.count_by_status(),
-        "recent": [task_row(t) for t in service.list_tasks(limit=RECENT).items],
-        "running": _running_rows(),
-    }
+    return {"counts": service.count_by_status(), **live_rows()}
+
+
+def live_rows() -> dict:
+    """Running and recent tasks (what ticks while tasks run: turns, tokens, cost)."""
+    return {"recent": _recent_rows(), "running": _running_rows()}
 
 
 CHART_BUILDERS = {
@@ -120,9 +129,9 @@ class DashboardState(rx.State):
                         self._apply(values)
                     last_progress = now
                 elif now - last_progress >= PROGRESS_EVERY_S:
-                    rows = await asyncio.to_thread(_running_rows)
+                    rows = await asyncio.to_thread(live_rows)
                     async with self:
-                        self._apply({"running": rows})
+                        self._apply(rows)
                     last_progress = now
                 if now - last_chart >= CHART_EVERY_S:
                     data = await asyncio.to_thread(chart_data)

@@ -12,8 +12,9 @@ from __future__ import annotations
 import reflex as rx
 
 from app import live, service
+from app.diff_display import DiffFile, diff_files
 from app.events import TextDeltaEvent, TextEvent
-from app.presenters import attach_result, conversation, diff_files, event_item, task_detail
+from app.presenters import attach_result, conversation, event_item, task_detail, usage_values
 from app.schemas import FollowUpCreate, TaskEventOut
 from app.state.base import client_connected
 
@@ -33,6 +34,7 @@ class TaskLiveState(rx.State):
     typing: str = ""
     turn: int = 0
     max_turns: int = 0
+    usage: dict[str, str] = {}  # the running attempt's tokens and cost so far (usage events)
 
     @rx.var
     def progress_pct(self) -> int:
@@ -40,7 +42,7 @@ class TaskLiveState(rx.State):
         return min(100, int(100 * self.turn / self.max_turns)) if self.max_turns else 0
 
     def _clear(self) -> None:
-        self.tail, self.typing, self.turn, self.max_turns = [], "", 0, 0
+        self.tail, self.typing, self.turn, self.max_turns, self.usage = [], "", 0, 0, {}
 
 
 class TaskDetailState(rx.State):
@@ -55,7 +57,7 @@ class TaskDetailState(rx.State):
     follow_up_text: str = ""
     action_error: str = ""
     follower: int = 0
-    diff: list[dict[str, str]] = []
+    diff: list[DiffFile] = []
 
     def _task_id_from_url(self) -> int:
         path = str(self.router.url.path).rstrip("/")
@@ -106,8 +108,11 @@ class TaskDetailState(rx.State):
             if event.type == "progress":
                 live_state.turn = int(event.data.get("turn") or 0)
                 live_state.max_turns = int(event.data.get("max_turns") or live_state.max_turns)
+            elif event.type in ("usage", "status"):  # usage of the current run only
+                live_state.usage = usage_values(event.data) if event.type == "usage" else {}
         if self.task.get("status") != "running":  # finished: the stored count is the truth
             live_state.turn = int(self.task.get("turns", "0/0").split("/")[0])
+            live_state.usage = {}
         self._last_stream_id = stored[-1].stream_id if stored else "0"
         self.follower += 1
         return TaskDetailState.follow
@@ -142,6 +147,13 @@ class TaskDetailState(rx.State):
                 continue
             if isinstance(event, TextEvent) and live_state.typing:
                 live_state.typing = ""
+            if event.type in ("usage", "result", "status"):  # the result is the truth at the end
+                estimated = event.type == "usage"
+                live_state.usage = (
+                    {} if event.type == "status" else usage_values(event.model_dump(), estimated)
+                )
+                if event.type == "usage":
+                    continue
             item = TaskEventOut(
                 stream_id=stream_id,
                 attempt=event.attempt,

@@ -2,23 +2,26 @@
 
 Filtering and paging happen in the database (`service.browse_tasks`): the browser only ever
 holds one page. A background event per open tab reloads the page it shows when any task changes
-status (the global status stream), coalescing bursts.
+status (the global status stream), coalescing bursts, and every few seconds shows the running
+tasks' tokens and cost so far (their newest usage events).
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 
 import reflex as rx
 
-from app import live, service
+from app import live, metrics, service
 from app.models import TaskStatus
-from app.presenters import task_row
+from app.presenters import task_row, with_usage
 from app.queue import PRIORITIES
 from app.state.base import client_connected
 
 ALL = "all"
 PAGE_SIZES = ["25", "50", "100"]
+USAGE_EVERY_S = 2.0  # how often the running tasks of the page show their new tokens and cost
 
 
 class TaskListState(rx.State):
@@ -65,7 +68,8 @@ class TaskListState(rx.State):
             limit=int(self.page_size),
             cursor=self.cursors[-1] or None,
         )
-        self.tasks = [task_row(task) for task in page.items]
+        usage = metrics.running_usage([t.id for t in page.items if t.status == "running"])
+        self.tasks = [task_row(task, usage.get(task.id)) for task in page.items]
         self.total = page.total or 0
         self.next_cursor = page.next_cursor or ""
         if not self.tasks and len(self.cursors) > 1:  # the page emptied (filters, deletions)
@@ -177,6 +181,11 @@ class TaskListState(rx.State):
         """Retry the selected tasks that failed or were cancelled."""
         self._bulk(service.retry_many, "retried")
 
+    def _show_usage(self, usage: dict[int, dict]) -> None:
+        """Running tasks of the page with their tokens and cost so far."""
+        if usage:
+            self.tasks = [with_usage(t, usage.get(int(t["id"]))) for t in self.tasks]
+
     @rx.event(background=True)
     async def follow(self):
         """Reload the shown page whenever a task changes status, while the tab is on this page."""
@@ -186,13 +195,20 @@ class TaskListState(rx.State):
             self.following = True
             token = self.router.session.client_token
         after = await asyncio.to_thread(live.last_global_id)
+        last_usage = time.monotonic()
         try:
             while client_connected(token):
                 async with self:
                     if self.router.url.path.rstrip("/") != "/tasks":
                         return
+                    running = [int(t["id"]) for t in self.tasks if t["status"] == "running"]
                 entries = await live.aread_global(after, 1000)
                 if not entries:
+                    if running and time.monotonic() - last_usage >= USAGE_EVERY_S:
+                        usage = await asyncio.to_thread(metrics.running_usage, running)
+                        async with self:
+                            self._show_usage(usage)
+                        last_usage = time.monotonic()
                     continue
                 after = entries[-1][0]
                 await asyncio.sleep(0.2)  # coalesce bursts of changes

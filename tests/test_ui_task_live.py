@@ -1,0 +1,171 @@
+"""The task page in a real headless Chromium against the whole stack (demo mode): tokens and
+cost tick during a slow turn (usage events) on the task page and the task cards, and the diff
+shows unified or side by side (remembered per browser), fitting a phone, in light and dark."""
+
+from __future__ import annotations
+
+import re
+import time
+
+from playwright.sync_api import expect
+
+from tests.conftest import sign_in, wait_for_status
+from tests.ui_fixtures import open_page, seed_tasks, stack_env  # noqa: F401  (fixture)
+
+PATCH = """diff --git a/src/app.py b/src/app.py
+index 1111111..2222222 100644
+--- a/src/app.py
++++ b/src/app.py
+@@ -1,4 +1,5 @@
+ import os
+--- a comment that starts with dashes
+-GREETING = "hello"
++GREETING = "hello, world"
++FAREWELL = "goodbye and thanks for all the fish, a rather long line that has to wrap somewhere"
+ print(os.getcwd())
+diff --git a/notes.md b/notes.md
+new file mode 100644
+index 0000000..3333333
+--- /dev/null
++++ b/notes.md
+@@ -0,0 +1,2 @@
++# Notes
++written by the task
+"""
+
+
+def tokens_out(page) -> int:  # noqa: ANN001
+    """The output tokens the task page's header shows ("in / out")."""
+    text = page.locator("#stat-tokens").inner_text()
+    return int(text.split("/")[1].strip())
+
+
+def test_tokens_and_cost_tick_during_a_slow_turn(web_stack, web_user, browser, stack_env):  # noqa: F811
+    from app import service
+    from app.schemas import TaskCreate
+
+    task = service.create_task(
+        TaskCreate(prompt="Count slowly [scenario:slow] [delay:0.6]", model="claude-sonnet-4-5")
+    )
+    with open_page(browser, "desktop") as watched:
+        page = watched.page
+        sign_in(page, web_stack.url, web_user)
+        page.goto(f"{web_stack.url}/tasks/{task.id}")
+        status = page.locator("#task-status")
+        expect(status).to_have_attribute("data-status", "running", timeout=60_000)
+        expect(page.locator("#event-log .typing")).to_be_visible(timeout=60_000)
+        expect(page.locator("#stat-cost")).to_have_text(re.compile(r"^~\$0\.\d{4}$"))
+        counts = [tokens_out(page)]
+        deadline = time.monotonic() + 60
+        while status.get_attribute("data-status") == "running" and time.monotonic() < deadline:
+            page.wait_for_timeout(200)
+            if status.get_attribute("data-status") == "running":
+                counts.append(tokens_out(page))
+                if len(set(counts)) == 2:
+                    watched.screenshot("task-usage-ticking")  # mid-turn
+        assert counts == sorted(counts), counts
+        assert len(set(counts)) >= 3, f"tokens did not tick during the turn: {counts}"
+
+        final = wait_for_status(task.id, ("succeeded",), timeout=90)
+        expect(status).to_have_attribute("data-status", "succeeded", timeout=30_000)
+        expect(page.locator("#stat-tokens")).to_have_text(
+            f"{final.input_tokens} / {final.output_tokens}", timeout=10_000
+        )
+        expect(page.locator("#stat-cost")).to_have_text(f"${final.cost_usd:.4f}")
+        assert not watched.errors, watched.errors
+
+
+def test_task_card_shows_tokens_of_a_running_task(web_stack, web_user, browser, stack_env):  # noqa: F811
+    from app import service
+    from app.schemas import TaskCreate
+
+    task = service.create_task(TaskCreate(prompt="Card count [scenario:slow] [delay:0.6]"))
+    with open_page(browser, "phone") as watched:
+        page = watched.page
+        sign_in(page, web_stack.url, web_user)
+        page.goto(f"{web_stack.url}/tasks")
+        card = page.locator(f".task-card[data-task-id='{task.id}']")
+        expect(card).to_have_attribute("data-status", "running", timeout=60_000)
+        tokens = card.locator(".task-tokens")
+        expect(tokens).not_to_have_text("0 tokens", timeout=15_000)  # while it still runs
+        assert card.get_attribute("data-status") == "running"
+        expect(card.locator(".task-cost")).to_have_text(re.compile(r"^~\$"))
+        watched.screenshot("task-card-usage")
+        wait_for_status(task.id, ("succeeded",), timeout=90)
+        assert not watched.errors, watched.errors
+
+
+def _diff_task() -> int:
+    (task_id,) = seed_tasks(
+        1,
+        "diffmark",
+        repo="/srv/example",
+        files_changed=2,
+        lines_added=4,
+        lines_removed=2,
+        diff=PATCH,
+    )
+    return task_id
+
+
+def _background(page, selector: str) -> tuple[int, ...]:  # noqa: ANN001
+    css = page.locator(selector).first.evaluate("e => getComputedStyle(e).backgroundColor")
+    return tuple(int(float(v)) for v in re.findall(r"[\d.]+", css)[:3])
+
+
+def test_diff_unified_and_side_by_side_on_desktop_and_phone(
+    web_stack,
+    web_user,
+    browser,
+    stack_env,  # noqa: F811
+):
+    task_id = _diff_task()
+    url = f"{web_stack.url}/tasks/{task_id}"
+    for viewport, scheme in (("desktop", "light"), ("phone", "dark")):
+        with open_page(browser, viewport, color_scheme=scheme) as watched:
+            page = watched.page
+            sign_in(page, web_stack.url, web_user)
+            page.goto(url)
+            view = page.locator("#diff-view")
+            expect(view).to_have_attribute("data-mode", "unified", timeout=30_000)
+            first = page.locator(".diff-file").first
+            expect(first.locator("summary")).to_contain_text("src/app.py")
+            rows = first.locator(".diff-unified .diff-row")
+            expect(rows).to_have_count(7)  # hunk, context, 2 removed, 2 added, context
+            removed = first.locator(".diff-row[data-kind='del']")
+            expect(removed.first).to_contain_text("--- a comment")
+            expect(removed.first.locator(".diff-no").first).to_have_text("2")
+            added = first.locator(".diff-row[data-kind='add']")
+            expect(added.first.locator(".diff-no").nth(1)).to_have_text("2")
+            red, green = (
+                _background(page, ".diff-row[data-kind='del']"),
+                _background(page, ".diff-row[data-kind='add']"),
+            )
+            assert red[0] > red[1] and green[1] > green[0], (scheme, red, green)
+            assert watched.horizontal_overflow() <= 0, f"unified scrolls sideways on {viewport}"
+            watched.screenshot(f"diff-unified-{scheme}")
+
+            page.get_by_role("radio", name="Side by side").click()
+            expect(view).to_have_attribute("data-mode", "split")
+            pairs = first.locator(".diff-split > .diff-row")
+            expect(pairs).to_have_count(5)  # hunk, context, 2 pairs, context
+            pair = pairs.nth(2)
+            expect(pair.locator(".diff-no").first).to_have_text("2")
+            expect(pair.locator(".diff-tx").first).to_contain_text("--- a comment")
+            expect(pair.locator(".diff-no").nth(1)).to_have_text("2")
+            expect(pair.locator(".diff-tx").nth(1)).to_contain_text('+GREETING = "hello, world"')
+            page.wait_for_timeout(300)
+            assert watched.horizontal_overflow() <= 0, f"side by side scrolls the {viewport} page"
+            box = first.locator(".diff-box")
+            scrolls = box.evaluate("e => e.scrollWidth > e.clientWidth")
+            assert scrolls == (viewport == "phone"), (
+                "side by side scrolls in its own box on a phone"
+            )
+            watched.screenshot(f"diff-split-{scheme}")
+
+            page.reload()  # remembered by this browser
+            expect(view).to_have_attribute("data-mode", "split", timeout=30_000)
+            expect(first.locator(".diff-split")).to_be_visible()
+            page.get_by_role("radio", name="Unified").click()
+            expect(view).to_have_attribute("data-mode", "unified")
+            assert not watched.errors, watched.errors
