@@ -200,7 +200,7 @@ def describe(event: dict) -> str | None:
             f"diff: {event.get('files_changed')} files, +{event.get('lines_added')} "
             f"-{event.get('lines_removed')}"
         )
-    if kind in ("text_delta", "stderr"):
+    if kind in ("text_delta", "stderr", "usage"):  # typing, noise, running counts: not printed
         return None
     return f"[{kind}]"
 
