@@ -158,7 +158,10 @@ def test_usage_ticks_while_a_message_streams(env, tmp_path):
 
 
 def test_usage_of_a_model_without_a_known_price_has_no_cost(env, tmp_path):
-    outcome, events = run(RunSpec(prompt="hi [scenario:slow] [delay:0.05]", cwd=str(tmp_path)))
+    spec = RunSpec(
+        prompt="hi [scenario:slow] [delay:0.05]", cwd=str(tmp_path), model="claude-unlisted-9"
+    )
+    outcome, events = run(spec)
     usage = of(events, "usage")
     assert outcome.ok and usage
     assert all(e.cost_usd is None and e.input_tokens > 0 for e in usage)
