@@ -9,6 +9,8 @@ conversation; every TAIL_SEAL entries the tail moves into the conversation at on
 
 from __future__ import annotations
 
+import time
+
 import reflex as rx
 
 from app import live, service
@@ -19,6 +21,7 @@ from app.schemas import FollowUpCreate, TaskEventOut
 from app.state.base import client_connected
 
 TAIL_SEAL = 30  # new entries go to `tail`; every TAIL_SEAL of them move to `events` at once
+SHOWN_CHECK_S = 0.5  # how often a busy follower checks that its tab still shows the task
 REFRESH_TYPES = {"status", "result", "diff", "progress", "init"}
 
 
@@ -28,13 +31,20 @@ def unwrapped(value):  # noqa: ANN001, ANN201
 
 
 class TaskLiveState(rx.State):
-    """The fast-changing part of a task page (written by TaskDetailState.follow)."""
+    """The fast-changing part of a task page, and the loop that follows the task's stream.
+
+    The loop lives here so that an ordinary event dirties (and so re-sends and stores) only
+    this small state; TaskDetailState is touched when entries are sealed into the conversation
+    or the task row must be read again."""
 
     tail: list[dict[str, str]] = []
     typing: str = ""
     turn: int = 0
     max_turns: int = 0
     usage: dict[str, str] = {}  # the running attempt's tokens and cost so far (usage events)
+    _task_id: int = 0
+    _after: str = "0"  # the newest stream id shown
+    _follower: int = 0  # bumped by every page load: an older loop sees it and stops
 
     @rx.var
     def progress_pct(self) -> int:
@@ -44,6 +54,78 @@ class TaskLiveState(rx.State):
     def _clear(self) -> None:
         self.tail, self.typing, self.turn, self.max_turns, self.usage = [], "", 0, 0, {}
 
+    @rx.event(background=True)
+    async def follow(self):
+        """Append this task's new events as they arrive, while the tab shows this task."""
+        async with self:
+            task_id, after, me = self._task_id, self._after, self._follower
+            token = self.router.session.client_token
+        page = f"/tasks/{task_id}"
+        checked = 0.0
+        while client_connected(token):
+            entries = await live.aread(task_id, after, block_ms=1000)
+            async with self:
+                if self._follower != me:
+                    return  # the tab loaded another task (or this one again)
+                now = time.monotonic()
+                if not entries or now - checked > SHOWN_CHECK_S:  # reading the URL costs
+                    checked = now
+                    if self.router.url.path.rstrip("/") != page:
+                        return  # the tab moved to another page
+                if entries:
+                    after = await self._apply(entries)
+
+    async def _apply(self, entries: list) -> str:
+        """Add new stream entries to the page; return the last stream id."""
+        refresh = changed = False
+        tail = list(unwrapped(self.tail))  # plain dicts: no proxy per item
+        detail = None
+        after = ""
+        for stream_id, event in entries:
+            after = stream_id
+            if isinstance(event, TextDeltaEvent):
+                self.typing += event.text
+                continue
+            if isinstance(event, TextEvent) and self.typing:
+                self.typing = ""
+            if event.type in ("usage", "result", "status"):  # the result is the truth at the end
+                estimated = event.type == "usage"
+                self.usage = (
+                    {} if event.type == "status" else usage_values(event.model_dump(), estimated)
+                )
+                if event.type == "usage":
+                    continue
+            item = TaskEventOut(
+                stream_id=stream_id,
+                attempt=event.attempt,
+                type=event.type,
+                ts=event.ts,
+                data=event.model_dump(exclude={"type", "ts", "attempt"}),
+            )
+            if event.type == "progress":
+                self.turn, self.max_turns = event.turn, event.max_turns
+            elif event.type == "tool_result":  # fold it into its call (maybe sealed already)
+                changed = True
+                if not attach_result(tail, item):
+                    detail = detail or await self.get_state(TaskDetailState)
+                    if not attach_result(detail.events, item):
+                        tail.append(event_item(item))
+            else:
+                changed = True
+                tail.append(event_item(item))
+            refresh = refresh or event.type in REFRESH_TYPES
+        if len(tail) >= TAIL_SEAL:
+            detail = detail or await self.get_state(TaskDetailState)
+            detail.events = [*unwrapped(detail.events), *tail]
+            tail = []
+        if changed:
+            self.tail = tail
+        if refresh:
+            detail = detail or await self.get_state(TaskDetailState)
+            detail._refresh_task(self)
+        self._after = after
+        return after
+
 
 class TaskDetailState(rx.State):
     """One task page; a background event follows only this task's stream."""
@@ -52,11 +134,9 @@ class TaskDetailState(rx.State):
     task: dict[str, str] = {}
     events: list[dict[str, str]] = []  # the conversation so far, but for TaskLiveState.tail
     attempts: list[dict[str, str]] = []
-    _last_stream_id: str = "0"
     not_found: bool = False
     follow_up_text: str = ""
     action_error: str = ""
-    follower: int = 0
     diff: list[DiffFile] = []
 
     def _task_id_from_url(self) -> int:
@@ -113,72 +193,10 @@ class TaskDetailState(rx.State):
         if self.task.get("status") != "running":  # finished: the stored count is the truth
             live_state.turn = int(self.task.get("turns", "0/0").split("/")[0])
             live_state.usage = {}
-        self._last_stream_id = stored[-1].stream_id if stored else "0"
-        self.follower += 1
-        return TaskDetailState.follow
-
-    @rx.event(background=True)
-    async def follow(self):
-        """Append this task's new events as they arrive, while the tab shows this task."""
-        async with self:
-            task_id, after, me = self.task_id, self._last_stream_id, self.follower
-            token = self.router.session.client_token
-        while client_connected(token):
-            entries = await live.aread(task_id, after, block_ms=1000)
-            async with self:
-                shown = self.router.url.path.rstrip("/") == f"/tasks/{task_id}"
-                if self.follower != me or self.task_id != task_id or not shown:
-                    return  # the tab moved to another page or task
-                if not entries:
-                    continue
-                live_state = await self.get_state(TaskLiveState)
-                after = self._apply(entries, live_state) or after
-                self._last_stream_id = after
-
-    def _apply(self, entries: list, live_state: TaskLiveState) -> str:
-        """Add new stream entries to the page; return the last stream id."""
-        refresh = changed = False
-        tail = list(unwrapped(live_state.tail))  # plain dicts: no proxy per item
-        after = ""
-        for stream_id, event in entries:
-            after = stream_id
-            if isinstance(event, TextDeltaEvent):
-                live_state.typing += event.text
-                continue
-            if isinstance(event, TextEvent) and live_state.typing:
-                live_state.typing = ""
-            if event.type in ("usage", "result", "status"):  # the result is the truth at the end
-                estimated = event.type == "usage"
-                live_state.usage = (
-                    {} if event.type == "status" else usage_values(event.model_dump(), estimated)
-                )
-                if event.type == "usage":
-                    continue
-            item = TaskEventOut(
-                stream_id=stream_id,
-                attempt=event.attempt,
-                type=event.type,
-                ts=event.ts,
-                data=event.model_dump(exclude={"type", "ts", "attempt"}),
-            )
-            if event.type == "progress":
-                live_state.turn, live_state.max_turns = event.turn, event.max_turns
-            elif event.type == "tool_result":  # fold it into its call (maybe sealed already)
-                changed = True
-                if not attach_result(tail, item) and not attach_result(self.events, item):
-                    tail.append(event_item(item))
-            else:
-                changed = True
-                tail.append(event_item(item))
-            refresh = refresh or event.type in REFRESH_TYPES
-        if len(tail) >= TAIL_SEAL:
-            self.events = [*unwrapped(self.events), *tail]
-            tail = []
-        if changed:
-            live_state.tail = tail
-        if refresh:
-            self._refresh_task(live_state)
-        return after
+        live_state._task_id = self.task_id
+        live_state._after = stored[-1].stream_id if stored else "0"
+        live_state._follower += 1
+        return TaskLiveState.follow
 
     @rx.event
     async def cancel(self):
