@@ -15,6 +15,7 @@ from app.pages.system import health_page, queues_page
 from app.pages.task import task_page
 from app.pages.tasks import tasks_page
 from app.pages.tokens import tokens_page
+from app.pages.users import users_page
 from app.state.auth import AuthGuard
 from app.state.dashboard import DashboardState
 from app.state.new_task import NewTaskState
@@ -22,6 +23,7 @@ from app.state.system import HealthState, QueuesState
 from app.state.task_detail import TaskDetailState
 from app.state.tasks import TaskListState
 from app.state.tokens import TokensState
+from app.state.users import UsersState
 
 app = rx.App(
     stylesheets=["/taskdeck.css"],
@@ -39,6 +41,7 @@ app.add_page(
 app.add_page(tasks_page, route="/tasks", title="Tasks | Taskdeck", on_load=TaskListState.load)
 app.add_page(new_task_page, route="/new", title="New task | Taskdeck", on_load=NewTaskState.load)
 app.add_page(queues_page, route="/queues", title="Queues | Taskdeck", on_load=QueuesState.load)
+app.add_page(users_page, route="/users", title="Users | Taskdeck", on_load=UsersState.load)
 app.add_page(health_page, route="/health", title="Health | Taskdeck", on_load=HealthState.load)
 app.register_lifespan_task(metrics.run_forever)  # samples metrics + checks alerts (one at a time)
 

@@ -39,7 +39,7 @@ USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@\-]{1,63}$")
 MIN_PASSWORD = 8
 MAX_PASSWORD = 256
 LAST_USED_EVERY = timedelta(seconds=60)  # write a token's last use at most this often
-CACHE_TTL_S = 5.0  # a credential checked this recently is not looked up again (this process)
+CACHE_TTL_S = 2.0  # a credential checked this recently is not looked up again (this process)
 CACHE_MAX = 10_000
 
 _hasher = PasswordHasher()
@@ -57,6 +57,10 @@ class AccountError(ValueError):
 
 class NotFound(LookupError):
     """No such user or token (for this caller)."""
+
+
+class SelfLockout(ValueError):
+    """An admin tried to demote or disable their own account (nobody could undo it)."""
 
 
 @dataclass(frozen=True)
@@ -83,7 +87,7 @@ def digest(secret: str) -> str:
 # ----- credential cache ----------------------------------------------------------------------
 # Each API request presents its credential: keep the answer of the database for CACHE_TTL_S, so
 # a request costs one dict lookup. Revoking, signing out or changing a user here drops the
-# entries at once; another process (a second server) sees the change within CACHE_TTL_S.
+# entries at once; another process (a second server, the CLI) sees the change within CACHE_TTL_S.
 _cache: dict[str, tuple[float, Principal]] = {}
 
 
@@ -183,8 +187,15 @@ def update_user(
     role: str | None = None,
     is_active: bool | None = None,
     password: str | None = None,
+    actor_id: int | None = None,
 ) -> User:
-    """Change an account's role, active flag or password; a deactivated user's sessions end."""
+    """Change an account's role, active flag or password; a deactivated user's sessions end
+    (and their tokens stop working: every check of a token reads the user's active flag).
+
+    `actor_id` is the admin making the change: SelfLockout if they demote or disable themselves.
+    """
+    if user_id == actor_id and (is_active is False or role not in (None, Role.ADMIN)):
+        raise SelfLockout("admins cannot demote or disable themselves")
     if role is not None and role not in Role.ALL:
         raise AccountError("role", f"the role must be one of {', '.join(Role.ALL)}")
     if password is not None:

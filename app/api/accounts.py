@@ -133,12 +133,12 @@ def create_user(body: UserCreate, _: Admin) -> UserOut:
 @router.patch("/users/{user_id}", response_model=UserOut, tags=["users"])
 def update_user(user_id: Id, body: UserUpdate, principal: Admin) -> UserOut:
     """Change an account's role, password or active flag (admins only)."""
-    if user_id == principal.user_id and (
-        body.is_active is False or body.role not in (None, "admin")
-    ):
-        raise HTTPException(status.HTTP_409_CONFLICT, "admins cannot demote or disable themselves")
     try:
-        user = auth.update_user(user_id, body.role, body.is_active, body.password)
+        user = auth.update_user(
+            user_id, body.role, body.is_active, body.password, actor_id=principal.user_id
+        )
+    except auth.SelfLockout as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
     except auth.AccountError as exc:
         raise _account_error(exc) from exc
     except auth.NotFound as exc:

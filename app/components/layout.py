@@ -18,6 +18,12 @@ NAV = [
     ("Health", "/health", "heart-pulse"),
     ("Tokens", "/tokens", "key-round"),
 ]
+ADMIN_NAV = [("Users", "/users", "users")]  # shown to admins only
+
+READ_ONLY_TEXT = (
+    "Read-only: your account is a viewer, so you can look but not submit, cancel or change "
+    "anything. Ask an admin for a member account to do that."
+)
 
 
 def demo_banner() -> rx.Component:
@@ -56,14 +62,40 @@ def alert_banner() -> rx.Component:
     )
 
 
+def read_only_hint(**props) -> rx.Component:  # noqa: ANN003
+    """The note a viewer sees where the write controls would be."""
+    return rx.callout(
+        READ_ONLY_TEXT,
+        icon="eye",
+        color_scheme="gray",
+        size="1",
+        class_name="read-only-hint",
+        width="100%",
+        **props,
+    )
+
+
+def writers_only(control: rx.Component, hint: bool = True) -> rx.Component:
+    """`control` for members and admins; for viewers the read-only hint (or nothing)."""
+    return rx.cond(AuthState.can_write, control, read_only_hint() if hint else rx.fragment())
+
+
+def nav_link(label: str, href: str) -> rx.Component:
+    return rx.link(label, href=href, size="2", class_name="nav-link", weight="medium")
+
+
 def nav_links() -> rx.Component:
     return rx.hstack(
-        *[
-            rx.link(label, href=href, size="2", class_name="nav-link", weight="medium")
-            for label, href, _ in NAV
-        ],
+        *[nav_link(label, href) for label, href, _ in NAV],
+        rx.cond(AuthState.is_admin, rx.fragment(*[nav_link(lb, h) for lb, h, _ in ADMIN_NAV])),
         spacing="4",
         align="center",
+    )
+
+
+def nav_item(label: str, href: str, icon: str) -> rx.Component:
+    return rx.menu.item(
+        rx.hstack(rx.icon(icon, size=16), rx.text(label)), on_click=rx.redirect(href)
     )
 
 
@@ -76,12 +108,8 @@ def nav_menu() -> rx.Component:
             ),
         ),
         rx.menu.content(
-            *[
-                rx.menu.item(
-                    rx.hstack(rx.icon(icon, size=16), rx.text(label)), on_click=rx.redirect(href)
-                )
-                for label, href, icon in NAV
-            ],
+            *[nav_item(*item) for item in NAV],
+            rx.cond(AuthState.is_admin, rx.fragment(*[nav_item(*item) for item in ADMIN_NAV])),
         ),
     )
 
@@ -132,6 +160,10 @@ def navbar() -> rx.Component:
         rx.tablet_and_desktop(nav_links()),
         rx.color_mode.button(size="2", variant="ghost", id="color-mode"),
         rx.mobile_only(nav_menu()),
+        rx.cond(
+            AuthState.signed_in & ~AuthState.can_write,
+            rx.badge("read-only", color_scheme="gray", variant="surface", id="read-only-badge"),
+        ),
         user_menu(),
         align="center",
         spacing=rx.breakpoints(initial="2", sm="3"),

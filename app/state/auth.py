@@ -26,7 +26,7 @@ from app.settings import get_settings
 
 LOGIN_ROUTE = "/login"
 LOGINS_PER_MINUTE = 10  # per client address, as the API's /auth/login
-CHECK_EVERY_S = 10.0  # a revoked or expired session stops working within this long
+CHECK_EVERY_S = 2.0  # a revoked, expired or disabled session stops working within this long
 # Event handlers that change something, by the start of their name: members and admins only
 # (every page state follows this naming, so a new page is covered without touching this file).
 WRITE_EVENTS = (
@@ -44,6 +44,8 @@ WRITE_EVENTS = (
 )
 # Handlers only admins may run: "<state class in snake case>.<handler>" (as the API: admin scope).
 ADMIN_EVENTS = ("queues_state.pause", "queues_state.resume")
+# States whose every event (page load included) only admins may run: "<state in snake case>".
+ADMIN_STATES = ("users_state",)
 
 
 class AuthState(rx.State):
@@ -161,7 +163,10 @@ class AuthGuard(rx.Middleware):
             return await _answer(state, rx.redirect(target))
         if handler.startswith(WRITE_EVENTS) and not principal.allows("write"):
             return await _answer(state, rx.toast.error("viewers cannot change anything"))
-        if event.name.endswith(ADMIN_EVENTS) and not principal.allows("admin"):
+        admin_only = event.name.endswith(ADMIN_EVENTS) or state_name.endswith(
+            tuple(f"____{name}" for name in ADMIN_STATES)
+        )
+        if admin_only and not principal.allows("admin"):
             return await _answer(state, rx.toast.error("only admins can do that"))
         return None
 
