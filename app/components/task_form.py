@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import reflex as rx
 
+from app.components.layout import writers_only
 from app.schemas import time_zones
 from app.state.new_task import NewTaskState as S
 
@@ -61,7 +62,8 @@ def row(*children: rx.Component) -> rx.Component:
 
 
 def task_form(full: bool = True) -> rx.Component:
-    """The form; `full=False` keeps the prompt, the place and the submit button."""
+    """The form; `full=False` keeps the prompt, the place and the submit button. Viewers get
+    the read-only hint instead."""
     fields = [
         labelled(
             "Prompt",
@@ -161,6 +163,10 @@ def task_form(full: bool = True) -> rx.Component:
                 ),
             ),
         ]
+    return writers_only(_form(fields, full))
+
+
+def _form(fields: list[rx.Component], full: bool) -> rx.Component:
     return rx.form(
         rx.vstack(
             datalists(),

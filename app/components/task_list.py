@@ -6,12 +6,14 @@ from __future__ import annotations
 import reflex as rx
 
 from app.components.status_badge import status_indicator
+from app.state.auth import AuthState
 
 ELLIPSIS = {"overflow": "hidden", "text_overflow": "ellipsis", "white_space": "nowrap"}
 
 
 def task_card(task, selectable: bool = False, selected=None, on_toggle=None) -> rx.Component:  # noqa: ANN001
-    """One task as a card linking to its page; with a checkbox when `selectable`."""
+    """One task as a card linking to its page; with a checkbox when `selectable` (for members
+    and admins: the selection feeds the bulk actions, which viewers do not get)."""
     body = rx.link(
         rx.vstack(
             rx.hstack(
@@ -65,13 +67,16 @@ def task_card(task, selectable: bool = False, selected=None, on_toggle=None) -> 
     content = body
     if selectable:
         content = rx.hstack(
-            rx.checkbox(
-                checked=selected,
-                on_change=on_toggle,
-                class_name="task-select",
-                aria_label="select task",
-                size="2",
-                margin_top="4px",
+            rx.cond(
+                AuthState.can_write,
+                rx.checkbox(
+                    checked=selected,
+                    on_change=on_toggle,
+                    class_name="task-select",
+                    aria_label="select task",
+                    size="2",
+                    margin_top="4px",
+                ),
             ),
             body,
             align="start",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import reflex as rx
 
 from app.components.layout import page_frame, section
+from app.state.auth import AuthState
 from app.state.system import HealthState, QueuesState
 
 LEVEL_COLORS = {"green": "green", "amber": "amber", "red": "red"}
@@ -28,25 +29,9 @@ def queue_card(q) -> rx.Component:  # noqa: ANN001
                     rx.badge("active", color_scheme="green"),
                 ),
                 rx.spacer(),
-                rx.cond(
-                    q["paused"] == "true",
-                    rx.button(
-                        rx.icon("play", size=14),
-                        "Resume",
-                        size="1",
-                        variant="soft",
-                        on_click=QueuesState.resume(q["priority"]),
-                        class_name="queue-resume",
-                    ),
-                    rx.button(
-                        rx.icon("pause", size=14),
-                        "Pause",
-                        size="1",
-                        variant="soft",
-                        color_scheme="amber",
-                        on_click=QueuesState.pause(q["priority"]),
-                        class_name="queue-pause",
-                    ),
+                rx.cond(  # pausing is an admin's (as the API's admin scope)
+                    AuthState.is_admin,
+                    pause_button(q),
                 ),
                 align="center",
                 width="100%",
@@ -68,6 +53,30 @@ def queue_card(q) -> rx.Component:  # noqa: ANN001
         class_name="queue-card",
         data_queue=q["priority"],
         width="100%",
+    )
+
+
+def pause_button(q) -> rx.Component:  # noqa: ANN001
+    """Resume a paused queue, pause an active one."""
+    return rx.cond(
+        q["paused"] == "true",
+        rx.button(
+            rx.icon("play", size=14),
+            "Resume",
+            size="1",
+            variant="soft",
+            on_click=QueuesState.resume(q["priority"]),
+            class_name="queue-resume",
+        ),
+        rx.button(
+            rx.icon("pause", size=14),
+            "Pause",
+            size="1",
+            variant="soft",
+            color_scheme="amber",
+            on_click=QueuesState.pause(q["priority"]),
+            class_name="queue-pause",
+        ),
     )
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import reflex as rx
 
 from app.components.diff_view import diff_view
-from app.components.layout import page_frame
+from app.components.layout import page_frame, writers_only
 from app.components.log_view import log_view
 from app.components.status_badge import status_badge
 from app.state.task_detail import TaskDetailState as S
@@ -23,7 +23,12 @@ def stat(label: str, value, id_: str) -> rx.Component:  # noqa: ANN001
 
 
 def actions() -> rx.Component:
+    """Cancel / retry for members and admins; viewers see the read-only badge of the navbar."""
     t = S.task
+    return writers_only(_actions(t), hint=False)
+
+
+def _actions(t) -> rx.Component:  # noqa: ANN001
     return rx.hstack(
         rx.cond(
             (t["status"] == "queued") | (t["status"] == "running"),
@@ -158,22 +163,26 @@ def follow_up() -> rx.Component:
         (S.task["status"] == "succeeded")
         | (S.task["status"] == "failed")
         | (S.task["status"] == "cancelled"),
-        rx.form(
-            rx.hstack(
-                rx.input(
-                    placeholder="Follow up in the same session...",
-                    value=S.follow_up_text,
-                    on_change=S.set_follow_up_text,
-                    width="100%",
-                    id="follow-up",
-                    name="follow_up",
-                ),
-                rx.button("Send", type="submit", id="send-follow-up"),
+        writers_only(_follow_up_form()),
+    )
+
+
+def _follow_up_form() -> rx.Component:
+    return rx.form(
+        rx.hstack(
+            rx.input(
+                placeholder="Follow up in the same session...",
+                value=S.follow_up_text,
+                on_change=S.set_follow_up_text,
                 width="100%",
+                id="follow-up",
+                name="follow_up",
             ),
-            on_submit=S.send_follow_up_form,
+            rx.button("Send", type="submit", id="send-follow-up"),
             width="100%",
         ),
+        on_submit=S.send_follow_up_form,
+        width="100%",
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import reflex as rx
 
-from app.components.layout import page_frame
+from app.components.layout import page_frame, writers_only
 from app.components.task_list import task_card
 from app.queue import PRIORITIES
 from app.state.tasks import PAGE_SIZES
@@ -152,12 +152,18 @@ def tasks_page() -> rx.Component:
             rx.heading("Tasks", size="6"),
             rx.text(S.total, " matching", size="2", color_scheme="gray", id="total-count"),
             rx.spacer(),
-            rx.link(rx.button(rx.icon("plus", size=14), "New task", size="2"), href="/new"),
+            writers_only(
+                rx.link(
+                    rx.button(rx.icon("plus", size=14), "New task", size="2", id="new-task-link"),
+                    href="/new",
+                ),
+                hint=False,
+            ),
             align="center",
             width="100%",
         ),
         filters(),
-        bulk_bar(),
+        writers_only(bulk_bar()),
         rx.cond(
             S.bulk_message != "",
             rx.callout(S.bulk_message, icon="info", size="1", id="bulk-message", width="100%"),

@@ -5,7 +5,15 @@ from __future__ import annotations
 import reflex as rx
 
 from app.components.layout import page_frame, section
+from app.state.auth import AuthState
 from app.state.tokens import TokensState
+
+# Which scopes each role may give its tokens (app.auth.ROLE_SCOPES): only those are offered.
+SCOPE_ALLOWED = {"read": True, "write": AuthState.can_write, "admin": AuthState.is_admin}
+
+
+def scope_box(scope: str) -> rx.Component:
+    return rx.checkbox(scope, name=f"scope_{scope}", id=f"scope-{scope}")
 
 
 def create_form() -> rx.Component:
@@ -20,8 +28,8 @@ def create_form() -> rx.Component:
             ),
             rx.hstack(
                 *[
-                    rx.checkbox(scope, name=f"scope_{scope}", id=f"scope-{scope}")
-                    for scope in ("read", "write", "admin")
+                    scope_box(scope) if allowed is True else rx.cond(allowed, scope_box(scope))
+                    for scope, allowed in SCOPE_ALLOWED.items()
                 ],
                 spacing="3",
             ),
@@ -137,6 +145,15 @@ def tokens_page() -> rx.Component:
         section(
             "New token",
             create_form(),
+            rx.cond(
+                ~AuthState.can_write,
+                rx.text(
+                    "Read-only account: your tokens can read, never submit or change anything.",
+                    size="1",
+                    color_scheme="gray",
+                    id="token-read-only",
+                ),
+            ),
             new_token_callout(),
             rx.cond(
                 TokensState.error != "",
