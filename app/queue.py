@@ -3,7 +3,7 @@
 - `enqueue_task`: one RQ job per task run, with RQ's `Retry` (exponential backoff, the task's own
   maximum of attempts) and RQ 3's `RateLimit` (per-repository or global concurrency).
 - Concurrency limits: RQ gives a job ONE `RateLimit`, so a task in a repository carries its
-  repository's and takes a global slot at a second gate (`pass_global_gate`, when a worker
+  repository's and also takes a global slot at a second gate (`pass_global_gate`, when a worker
   dequeues it) from the same RQ registry the other tasks' jobs use; see `rate_limit_for`.
 - Paused queues vs limits: a job RQ released into a paused queue would keep its slot until the
   queue is resumed; `settle_paused_queues` parks it (slot given back) and returns it on resume.
@@ -199,50 +199,83 @@ def job_is_placed(job_id: str, connection: Redis | None = None) -> bool:
 
 # --- the second gate: a global slot for jobs that carry their repository's limit ---------------
 
-# Take a global slot for a dequeued job (or find it already holds one: RQ promoted it from the
-# global waiters), else make it wait among the global limit's waiters, where RQ's own release
-# (any job of the global limit ending) promotes it back onto its queue.
-# KEYS: allowed, rate_limited, rq:rl-keys, config, job hash, the queue's intermediate list
-# ARGV: concurrency, job id, timestamp, limit key
-_PASS_GATE = """
-redis.call('SADD', KEYS[3], ARGV[4])
-redis.call('HSET', KEYS[4], 'concurrency', ARGV[1])
-if redis.call('ZSCORE', KEYS[1], ARGV[2]) then
-    return 1
+# A dequeued job runs only holding a slot of both limits: its own (RQ's, its repository's) and the
+# global one. It may hold one already (RQ promoted it from that limit's waiters); it takes what it
+# lacks if there is room in both, atomically. Otherwise it holds NOTHING while it waits: it gives
+# back what it held (so no two jobs can each hold the slot the other waits for, and RQ's
+# maintenance never sees a waiting job in a slot) and joins the waiters of the first full limit,
+# where RQ's own release (any job of that limit ending) promotes it back onto its queue.
+# KEYS: own allowed, own rate_limited, global allowed, global rate_limited, rq:rl-keys,
+#       global config, job hash, the queue's intermediate list
+# ARGV: own concurrency, global concurrency, job id, timestamp, own key, global key
+# Returns {1 if it may run, the limit keys whose slot it gave back}.
+_PASS_GATES = """
+redis.call('SADD', KEYS[5], ARGV[6])
+redis.call('HSET', KEYS[6], 'concurrency', ARGV[2])
+local in_own = redis.call('ZSCORE', KEYS[1], ARGV[3])
+local in_global = redis.call('ZSCORE', KEYS[3], ARGV[3])
+local own_ok = in_own or redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1])
+local global_ok = in_global or redis.call('ZCARD', KEYS[3]) < tonumber(ARGV[2])
+if own_ok and global_ok then
+    if not in_own then redis.call('ZADD', KEYS[1], ARGV[4], ARGV[3]) end
+    if not in_global then redis.call('ZADD', KEYS[3], ARGV[4], ARGV[3]) end
+    return {1, {}}
 end
-if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
-    redis.call('ZADD', KEYS[1], ARGV[3], ARGV[2])
-    return 1
+local freed = {}
+if in_own then
+    redis.call('ZREM', KEYS[1], ARGV[3])
+    table.insert(freed, ARGV[5])
 end
-redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
-redis.call('HSET', KEYS[5], 'status', 'rate_limited')
-redis.call('LREM', KEYS[6], 0, ARGV[2])
-return 0
+if in_global then
+    redis.call('ZREM', KEYS[3], ARGV[3])
+    table.insert(freed, ARGV[6])
+end
+if own_ok then
+    redis.call('ZADD', KEYS[4], ARGV[4], ARGV[3])
+else
+    redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
+end
+redis.call('HSET', KEYS[7], 'status', 'rate_limited')
+redis.call('LREM', KEYS[8], 0, ARGV[3])
+return {0, freed}
 """
 
 
 def pass_global_gate(job: Job, queue: Queue, connection: Redis | None = None) -> bool:
-    """Whether a job a worker just dequeued may run now as far as the global limit goes.
+    """Whether a job a worker just dequeued may run now, its repository's limit and the global
+    one both counted (see _PASS_GATES).
 
-    A job without the gate (see `global_gate_for`) always may. One that may not is held back
-    atomically: status rate_limited, among the global limit's waiters, off the worker's list.
-    It holds its repository's slot meanwhile (never the other way round, so no deadlock).
+    A job without the gate (see `global_gate_for`) always may: RQ's one limit did its work. One
+    that may not is held back atomically (status rate_limited, among the waiters of the limit
+    that is full, off the worker's list) and the slot it gave back goes to the next waiter.
     """
     concurrency = int((job.meta or {}).get(GLOBAL_GATE) or 0)
-    if concurrency < 1:
+    if concurrency < 1 or not job.has_rate_limit:
         return True
     redis = connection or get_redis()
-    registry = RateLimitRegistry(GLOBAL_LIMIT_KEY, connection=redis)
+    own = RateLimitRegistry(job.rate_limit_key, connection=redis)
+    shared = RateLimitRegistry(GLOBAL_LIMIT_KEY, connection=redis)
     keys = [
-        registry.allowed_key,
-        registry.rate_limited_key,
+        own.allowed_key,
+        own.rate_limited_key,
+        shared.allowed_key,
+        shared.rate_limited_key,
         RateLimitRegistry.rl_keys_key,
-        registry.config_key,
+        shared.config_key,
         job.key,
         queue.intermediate_queue_key,
     ]
-    args = [concurrency, job.id, time.time(), GLOBAL_LIMIT_KEY]
-    return bool(redis.eval(_PASS_GATE, len(keys), *keys, *args))
+    args = [
+        job.rate_limit_concurrency,
+        concurrency,
+        job.id,
+        time.time(),
+        job.rate_limit_key,
+        GLOBAL_LIMIT_KEY,
+    ]
+    may_run, freed = redis.eval(_PASS_GATES, len(keys), *keys, *args)
+    _fill(freed, redis)
+    return bool(may_run)
 
 
 def release_global_gate(

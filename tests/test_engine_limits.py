@@ -87,6 +87,9 @@ def test_a_repository_job_waits_at_the_global_gate_and_is_released_into_its_queu
     redis = get_redis()
     assert _status(second.id) == "rate_limited"
     assert _global().get_rate_limited_job_ids() == [other.id]
+    assert (
+        RateLimitRegistry(other.rate_limit_key, connection=get_redis()).get_allowed_job_count() == 0
+    )
     assert redis.lpos(queue.intermediate_queue_key, other.id) is None  # off the worker's list
     assert job_is_placed(other.id)  # the reconciler sees it waiting, does not re-enqueue it
 
@@ -98,31 +101,38 @@ def test_a_repository_job_waits_at_the_global_gate_and_is_released_into_its_queu
     assert _global().get_allowed_job_ids() == [other.id]
 
 
-def test_a_cancelled_waiter_gives_back_the_slot_it_was_released_with(env, tmp_path, monkeypatch):
+def test_a_job_waits_holding_no_slot_and_cancels_give_slots_back_at_once(
+    env, tmp_path, monkeypatch
+):
     _limits(monkeypatch, global_limit=1, repo_limit=1)
     repo_a, repo_b = _repo(tmp_path / "a"), _repo(tmp_path / "b")
     service.create_task(TaskCreate(prompt="a [scenario:text]", repo=repo_a))
     second = service.create_task(TaskCreate(prompt="b [scenario:text]", repo=repo_b))
     third = service.create_task(TaskCreate(prompt="c [scenario:text]", repo=repo_b))
+    assert _status(third.id) == "rate_limited"  # behind `second` in repository b
     job, queue = _dequeue()
     assert pass_global_gate(job, queue)
     other, queue = _dequeue()
     assert not pass_global_gate(other, queue)
+
+    # Waiting for a global slot, `second` gave its repository slot to the next in line: a
+    # waiting job holds nothing (RQ's maintenance would take it back from a rate_limited job).
+    repo_b_limit = RateLimitRegistry(other.rate_limit_key, connection=get_redis())
+    assert repo_b_limit.get_allowed_job_ids() == [job_id_for(third.id, 1)]
+    assert _status(third.id) == "queued"
+    held, queue = _dequeue()
+    assert not pass_global_gate(held, queue)  # the global limit is still full
+    assert repo_b_limit.get_allowed_job_ids() == []
+    assert _global().get_rate_limited_job_ids() == [other.id, held.id]
+
     job.set_status("finished")
     release_global_gate(job)  # `second` is released onto its queue with the global slot
     assert _global().get_allowed_job_ids() == [other.id]
-    assert _status(third.id) == "rate_limited"  # behind `second` in repository b
 
-    service.cancel_task(second.id)
-
-    # Both its slots come back at once (not at the next maintenance): `third` is let through.
-    assert _global().get_allowed_job_ids() == []
-    assert _status(third.id) == "queued"
-
-    held, queue = _dequeue()  # `third` meets a full global limit (the one of `first`'s kind)
-    _global().connection.zadd(_global().allowed_key, {"someone-else": 1})
-    assert held.id == job_id_for(third.id, 1) and not pass_global_gate(held, queue)
-    service.cancel_task(third.id)  # a waiter at the gate cancelled leaves the waiters
+    service.cancel_task(second.id)  # its slot comes back at once, not at the next maintenance
+    assert _global().get_allowed_job_ids() == [held.id] and _status(third.id) == "queued"
+    service.cancel_task(third.id)
+    assert _global().get_allowed_job_count() == 0
     assert _global().get_rate_limited_job_count() == 0
     assert service.queue_overview("default").rate_limited == 0
 
@@ -204,6 +214,7 @@ def test_global_and_repository_limits_hold_together_on_real_workers(env, tmp_pat
     repo_spans = [s for s in spans if s[2]]
     assert _most_at_once(repo_spans, same_repo=True) == 1, spans
     assert _global().get_allowed_job_count() == 0  # every slot given back
+    assert "waits for a global slot" in (tmp_path / "pool.log").read_text()  # the gate worked
 
 
 def test_a_killed_worker_gives_back_its_global_slot(env, tmp_path, monkeypatch):
