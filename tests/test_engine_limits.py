@@ -247,3 +247,22 @@ def test_a_killed_worker_gives_back_its_global_slot(env, tmp_path, monkeypatch):
     assert reasons[0] == "worker lost", reasons
     spans = _spans([service.get_task(first.id), service.get_task(second.id)])
     assert _most_at_once(spans, same_repo=False) == 1, spans
+
+
+def test_a_paused_queue_holds_no_slot_on_real_workers(env, tmp_path, monkeypatch):
+    """RQ releases a low task into the paused low queue (the only global slot); the pool parks it
+    within a second, so the default queue's task runs; on resume the low one runs too."""
+    _limits(monkeypatch, global_limit=1, repo_limit=0)
+    values = {**env, "TASKDECK_GLOBAL_CONCURRENCY": "1", "TASKDECK_REPO_CONCURRENCY": "0"}
+    service.pause_queue("low")
+    parked = service.create_task(TaskCreate(prompt="later [scenario:text]", priority="low"))
+    waiting = service.create_task(TaskCreate(prompt="now [scenario:text]"))
+    assert _status(waiting.id) == "rate_limited"
+    pool = WorkerPool(values, workers=2, log=tmp_path / "pool.log").start()
+    try:
+        assert wait_for_status(waiting.id, ("succeeded",), timeout=90).status == "succeeded"
+        assert service.get_task(parked.id).status == "queued"
+        service.resume_queue("low")
+        assert wait_for_status(parked.id, ("succeeded",), timeout=90).status == "succeeded"
+    finally:
+        pool.stop()
