@@ -19,14 +19,24 @@ def task_stream(task_id: int) -> str:
     return f"taskdeck:task:{task_id}"
 
 
-def publish(task_id: int, event: Event, redis: Redis | None = None) -> str:
-    """Append an event to the task's stream (and status events to the global one); return its id."""
+def publish(
+    task_id: int, event: Event, redis: Redis | None = None, first_id: str | None = None
+) -> str:
+    """Append an event to the task's stream (and status events to the global one); return its id.
+
+    `first_id`: the event is a new task's first, under this id ("ms-seq", chosen by the caller
+    to store the event before publishing it); a stream an earlier task left under the same task
+    id (a deleted task, an earlier database) is dropped first.
+    """
     redis = redis or get_redis()
     payload = event.model_dump_json()
     pipe = redis.pipeline(transaction=False)
+    if first_id is not None:
+        pipe.delete(task_stream(task_id))
     pipe.xadd(
         task_stream(task_id),
         {"e": payload},
+        id=first_id or "*",
         maxlen=get_settings().stream_maxlen,
         approximate=True,
     )
@@ -37,7 +47,7 @@ def publish(task_id: int, event: Event, redis: Redis | None = None) -> str:
             maxlen=GLOBAL_MAXLEN,
             approximate=True,
         )
-    stream_id = pipe.execute()[0]
+    stream_id = pipe.execute()[0 if first_id is None else 1]
     return stream_id.decode() if isinstance(stream_id, bytes) else stream_id
 
 

@@ -7,16 +7,20 @@ same answer); 403 means "valid credential, not allowed".
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, TypeVar
 from urllib.parse import urlparse
 
+import anyio
 from fastapi import Depends, HTTPException, Request, Security, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 
 from app import auth
 from app.auth import Principal
+from app.settings import get_settings
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +30,13 @@ API_SESSION_COOKIE = "taskdeck_api_session"  # set by POST /auth/login: HttpOnly
 # number would be a database error there, not a 404).
 MAX_ID = 2**31 - 1
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# SQLite has one writer at a time and makes the others sleep and try again (its busy handler
+# backs off up to 100 ms a try): with the thread pool's 40 threads writing at once, a create's
+# p99 was ~1 s at 50 clients, ~0.25 s with 2 (bench/api_profile.py --clients 50). On SQLite the
+# API's writes take turns in this many threads; other databases use the whole thread pool.
+SQLITE_WRITE_THREADS = 2
+T = TypeVar("T")
+_write_limiters: dict[int, anyio.CapacityLimiter] = {}
 
 bearer_scheme = HTTPBearer(
     auto_error=False, description="An API token: `Authorization: Bearer tdk_...`"
@@ -36,6 +47,17 @@ cookie_scheme = APIKeyCookie(
 api_cookie_scheme = APIKeyCookie(
     name=API_SESSION_COOKIE, auto_error=False, description="Set by POST /api/v1/auth/login."
 )
+
+
+async def run_write(func: Callable[[], T]) -> T:
+    """Run a blocking database write in a worker thread; on SQLite in the API's write lane."""
+    limiter = None
+    if get_settings().database_url.startswith("sqlite"):
+        loop = id(asyncio.get_running_loop())  # a limiter belongs to one event loop
+        limiter = _write_limiters.get(loop)
+        if limiter is None:
+            limiter = _write_limiters[loop] = anyio.CapacityLimiter(SQLITE_WRITE_THREADS)
+    return await anyio.to_thread.run_sync(func, limiter=limiter)
 
 
 def unauthorized() -> HTTPException:

@@ -24,7 +24,7 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel, ConfigDict, Field
 
 from app import live, service
-from app.api.deps import MAX_ID, Reader, Writer
+from app.api.deps import MAX_ID, Reader, Writer, run_write
 from app.events import StatusEvent
 from app.models import TaskStatus
 from app.schemas import (
@@ -65,11 +65,16 @@ def _act(task_id: int, action: Callable[[], TaskOut]) -> TaskOut:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from exc
 
 
+async def _write(task_id: int, action: Callable[[], TaskOut]) -> TaskOut:
+    """`_act` in the API's write lane (app.api.deps.run_write)."""
+    return await run_write(lambda: _act(task_id, action))
+
+
 @router.post("/tasks", response_model=TaskOut, status_code=status.HTTP_201_CREATED)
-def create_task(body: TaskCreate, _: Writer) -> TaskOut:
+async def create_task(body: TaskCreate, _: Writer) -> TaskOut:
     """Submit a task: stored as `queued` and put on its priority queue."""
     try:
-        return service.create_task(body)
+        return await run_write(lambda: service.create_task(body))
     except service.QueueUnavailable as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from exc
 
@@ -102,10 +107,10 @@ def get_task(task_id: TaskId, _: Reader) -> Response:
 
 
 @router.delete("/tasks/{task_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_task(task_id: TaskId, _: Writer) -> Response:
+async def delete_task(task_id: TaskId, _: Writer) -> Response:
     """Remove a finished task and its history (a queued or running one: cancel it first)."""
     try:
-        service.delete_task(task_id)
+        await run_write(lambda: service.delete_task(task_id))
     except service.TaskNotFound as exc:
         raise _not_found(task_id) from exc
     except service.InvalidTransition as exc:
@@ -114,21 +119,21 @@ def delete_task(task_id: TaskId, _: Writer) -> Response:
 
 
 @router.post("/tasks/{task_id}/cancel", response_model=TaskOut)
-def cancel_task(task_id: TaskId, _: Writer) -> TaskOut:
+async def cancel_task(task_id: TaskId, _: Writer) -> TaskOut:
     """Cancel a queued or running task (a running one's claude process is killed)."""
-    return _act(task_id, lambda: service.cancel_task(task_id))
+    return await _write(task_id, lambda: service.cancel_task(task_id))
 
 
 @router.post("/tasks/{task_id}/retry", response_model=TaskOut)
-def retry_task(task_id: TaskId, _: Writer) -> TaskOut:
+async def retry_task(task_id: TaskId, _: Writer) -> TaskOut:
     """Run a failed or cancelled task again."""
-    return _act(task_id, lambda: service.retry_task(task_id))
+    return await _write(task_id, lambda: service.retry_task(task_id))
 
 
 @router.post("/tasks/{task_id}/follow-up", response_model=TaskOut)
-def follow_up(task_id: TaskId, body: FollowUpCreate, _: Writer) -> TaskOut:
+async def follow_up(task_id: TaskId, body: FollowUpCreate, _: Writer) -> TaskOut:
     """Continue a finished task's Claude session with a new prompt."""
-    return _act(task_id, lambda: service.follow_up(task_id, body))
+    return await _write(task_id, lambda: service.follow_up(task_id, body))
 
 
 class BulkAction(BaseModel):
@@ -141,12 +146,12 @@ class BulkAction(BaseModel):
 
 
 @router.post("/tasks/bulk", response_model=BulkResult)
-def bulk(body: BulkAction, _: Writer) -> BulkResult:
+async def bulk(body: BulkAction, _: Writer) -> BulkResult:
     """Cancel or retry several tasks at once: `done` lists the tasks acted on, `skipped` says
     why the others were left alone (not found, or not in a state that allows it)."""
     ids = list(dict.fromkeys(body.task_ids))
     action = service.cancel_many if body.action == "cancel" else service.retry_many
-    return action(ids)
+    return await run_write(lambda: action(ids))
 
 
 @router.get("/tasks/{task_id}/events", response_model=Page[TaskEventOut])
