@@ -205,12 +205,15 @@ def job_is_placed(job_id: str, connection: Redis | None = None) -> bool:
 # back what it held (so no two jobs can each hold the slot the other waits for, and RQ's
 # maintenance never sees a waiting job in a slot) and joins the waiters of the first full limit,
 # where RQ's own release (any job of that limit ending) promotes it back onto its queue.
+# Both limits are registered first, as RQ does on every enqueue: RQ's maintenance deletes an
+# idle limit's config, and a limit without one promotes no waiter.
 # KEYS: own allowed, own rate_limited, global allowed, global rate_limited, rq:rl-keys,
-#       global config, job hash, the queue's intermediate list
+#       global config, job hash, the queue's intermediate list, own config
 # ARGV: own concurrency, global concurrency, job id, timestamp, own key, global key
 # Returns {1 if it may run, the limit keys whose slot it gave back}.
 _PASS_GATES = """
-redis.call('SADD', KEYS[5], ARGV[6])
+redis.call('SADD', KEYS[5], ARGV[5], ARGV[6])
+redis.call('HSET', KEYS[9], 'concurrency', ARGV[1])
 redis.call('HSET', KEYS[6], 'concurrency', ARGV[2])
 local in_own = redis.call('ZSCORE', KEYS[1], ARGV[3])
 local in_global = redis.call('ZSCORE', KEYS[3], ARGV[3])
@@ -264,6 +267,7 @@ def pass_global_gate(job: Job, queue: Queue, connection: Redis | None = None) ->
         shared.config_key,
         job.key,
         queue.intermediate_queue_key,
+        own.config_key,
     ]
     args = [
         job.rate_limit_concurrency,

@@ -137,6 +137,42 @@ def test_a_job_waits_holding_no_slot_and_cancels_give_slots_back_at_once(
     assert service.queue_overview("default").rate_limited == 0
 
 
+def test_a_limit_rq_forgot_while_idle_still_lets_its_waiters_through(env, tmp_path, monkeypatch):
+    """RQ's maintenance deletes the config of a limit with no job in it; the gate registers the
+    limit again before it uses it, or a waiter there would never be promoted."""
+    from rq.rate_limit import release_slot
+
+    _limits(monkeypatch, global_limit=2, repo_limit=1)
+    repos = {name: _repo(tmp_path / name) for name in "abc"}
+    for name in "ab":
+        service.create_task(TaskCreate(prompt=f"{name} [scenario:text]", repo=repos[name]))
+    c1, c2 = (
+        service.create_task(TaskCreate(prompt=f"c{i} [scenario:text]", repo=repos["c"]))
+        for i in (1, 2)
+    )
+    first, queue = _dequeue()
+    second, queue = _dequeue()
+    assert pass_global_gate(first, queue) and pass_global_gate(second, queue)
+    for _ in range(2):  # c1, then c2 (promoted when c1 gave its slot back): no global slot
+        job, queue = _dequeue()
+        assert not pass_global_gate(job, queue)
+    repo_c = RateLimitRegistry(job.rate_limit_key, connection=get_redis())
+    repo_c.cleanup()  # the maintenance: repository c holds and waits for nothing now
+    assert not get_redis().exists(repo_c.config_key)
+
+    for done in (first, second):  # a1 ends: c1 runs; b1 ends: c2 finds repository c taken
+        done.set_status("finished")
+        release_global_gate(done)
+        job, queue = _dequeue()
+        assert pass_global_gate(job, queue) == (done is first)
+    assert _status(c2.id) == "rate_limited"
+    running = Job.fetch(job_id_for(c1.id, 1), connection=get_redis())
+    running.set_status("finished")
+    release_slot(running)  # what RQ's worker does when c1 ends
+
+    assert _status(c2.id) == "queued"
+
+
 @pytest.mark.parametrize("with_repo", [False, True], ids=["global", "repository"])
 def test_a_job_released_into_a_paused_queue_gives_its_slot_back(
     env, tmp_path, monkeypatch, with_repo
@@ -215,6 +251,28 @@ def test_global_and_repository_limits_hold_together_on_real_workers(env, tmp_pat
     assert _most_at_once(repo_spans, same_repo=True) == 1, spans
     assert _global().get_allowed_job_count() == 0  # every slot given back
     assert "waits for a global slot" in (tmp_path / "pool.log").read_text()  # the gate worked
+
+
+def test_many_tasks_over_three_repositories_all_run_within_both_limits(env, tmp_path, monkeypatch):
+    _limits(monkeypatch, global_limit=2, repo_limit=1)
+    values = {**env, "TASKDECK_GLOBAL_CONCURRENCY": "2", "TASKDECK_REPO_CONCURRENCY": "1"}
+    repos = [_repo(tmp_path / name) for name in "abc"]
+    pool = WorkerPool(values, workers=3, log=tmp_path / "pool.log").start()
+    try:
+        tasks = [
+            service.create_task(
+                TaskCreate(prompt=f"t{i} [scenario:slow] [delay:0.05]", repo=repos[i % 3])
+            )
+            for i in range(9)
+        ]
+        for task in tasks:
+            assert wait_for_status(task.id, ("succeeded",), timeout=120).status == "succeeded"
+    finally:
+        pool.stop()
+    spans = _spans([service.get_task(t.id) for t in tasks])
+    assert len(spans) == len(tasks)
+    assert _most_at_once(spans, same_repo=False) <= 2, spans
+    assert _most_at_once(spans, same_repo=True) == 1, spans
 
 
 def test_a_killed_worker_gives_back_its_global_slot(env, tmp_path, monkeypatch):
