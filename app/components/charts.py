@@ -107,14 +107,18 @@ def chart_card(title: str, figure, chart_id: str) -> rx.Component:  # noqa: ANN0
         rx.vstack(
             rx.text(title, size="2", weight="medium"),
             rx.box(
-                rx.plotly(
-                    data=figure,
-                    config=CONFIG,
-                    use_resize_handler=True,
-                    style={"width": "100%", "height": "260px"},
+                rx.cond(
+                    figure,
+                    rx.plotly(
+                        data=figure,
+                        config=CONFIG,
+                        use_resize_handler=True,
+                        style={"width": "100%", "height": "260px"},
+                    ),
                 ),
                 width="100%",
                 min_width="0",
+                min_height="260px",
             ),
             spacing="2",
             width="100%",

@@ -77,10 +77,12 @@ class DashboardState(rx.State):
     counts: dict[str, int] = {}
     running: list[dict[str, str]] = []
     recent: list[dict[str, str]] = []
-    finished_fig: go.Figure = go.Figure()
-    duration_fig: go.Figure = go.Figure()
-    cost_fig: go.Figure = go.Figure()
-    depth_fig: go.Figure = go.Figure()
+    # None until the page loads: a default go.Figure() is deep-copied (~60 ms each, its template)
+    # into every new tab's state, on every page, and blocks the event loop meanwhile.
+    finished_fig: go.Figure | None = None
+    duration_fig: go.Figure | None = None
+    cost_fig: go.Figure | None = None
+    depth_fig: go.Figure | None = None
     following: bool = False
     _chart_data: dict = {}
 
