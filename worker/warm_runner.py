@@ -251,6 +251,7 @@ def serve(socket_file: str, idle_s: float) -> None:
 def _start_child(connection: _socket.socket, listener: _socket.socket) -> None:
     """Read one request and fork the child that runs it."""
     import socket
+
     connection.settimeout(5)
     credentials = connection.getsockopt(
         socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")
