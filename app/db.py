@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -15,6 +16,19 @@ from sqlmodel import Session, create_engine
 from app.settings import PROJECT_ROOT, get_settings
 
 MIGRATION_LOCK_KEY = 7_406_318  # pg_advisory_lock key of `upgrade_database`
+
+_engines: list[Engine] = []  # every engine this process made (see _forget_inherited_connections)
+
+
+def _forget_inherited_connections() -> None:
+    """In a forked child (an RQ work horse, a pool's worker): drop the parent's pooled connections
+    without closing them, so the child opens its own. Two processes on one connection interleave
+    their statements (PostgreSQL: "prepared statement _pg3_0 already exists")."""
+    for engine in _engines:
+        engine.dispose(close=False)
+
+
+os.register_at_fork(after_in_child=_forget_inherited_connections)
 
 
 @lru_cache(maxsize=8)
@@ -35,8 +49,10 @@ def engine_for(url: str) -> Engine:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
 
-        return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    else:
+        engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    _engines.append(engine)
+    return engine
 
 
 def get_engine() -> Engine:

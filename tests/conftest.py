@@ -342,33 +342,32 @@ WEB_USER = ("browser-tester", "browser-tester-pw")
 @pytest.fixture(scope="session")
 def web_user(web_stack) -> tuple[str, str]:
     """A member account on the web stack's database (made with `taskdeck user create`)."""
-    username, password = WEB_USER
+    create_account(web_stack, WEB_USER, "member")
+    return WEB_USER
+
+
+def create_account(web_stack, user: tuple[str, str], role: str) -> None:  # noqa: ANN001
+    """Make an account on the web stack's database with `taskdeck user create`, as an admin
+    would (a second call finds it made: fine)."""
     subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "app.cli",
-            "user",
-            "create",
-            username,
-            "--role",
-            "member",
-            "--password-stdin",
-        ],
-        input=password + "\n",
+        [sys.executable, "-m", "app.cli", "user", "create", user[0], "--role", role]
+        + ["--password-stdin"],
+        input=user[1] + "\n",
         text=True,
         env=web_stack.env,
         cwd=ROOT,
-        check=True,
         capture_output=True,
     )
-    return WEB_USER
 
 
 def sign_in(page, base_url: str, user: tuple[str, str]) -> None:  # noqa: ANN001
     """Sign a Playwright page in through the login form (every page needs an account)."""
+    from playwright.sync_api import expect
+
     page.goto(base_url + "/login")
+    # The button is busy until the page is connected; under a loaded machine that takes a while.
+    expect(page.locator("#login-submit")).to_be_enabled(timeout=60_000)
     page.fill("#username", user[0])
     page.fill("#password", user[1])
     page.click("#login-submit")
-    page.wait_for_url(lambda url: "/login" not in url, timeout=30_000)
+    page.wait_for_url(lambda url: "/login" not in url, timeout=60_000)

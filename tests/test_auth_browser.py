@@ -4,35 +4,12 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 
 from playwright.sync_api import expect
 
-from tests.conftest import ROOT, VIEWPORTS, sign_in
+from tests.conftest import VIEWPORTS, create_account, sign_in
 
 VIEWER = ("browser-viewer", "viewer-password")
-
-
-def _make_viewer(web_stack) -> None:  # noqa: ANN001
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "app.cli",
-            "user",
-            "create",
-            VIEWER[0],
-            "--role",
-            "viewer",
-            "--password-stdin",
-        ],
-        input=VIEWER[1] + "\n",
-        text=True,
-        env=web_stack.env,
-        cwd=ROOT,
-        capture_output=True,
-    )  # a second run finds it made: fine
 
 
 def test_signed_out_pages_go_to_login_and_come_back_after_it(web_stack, web_user, browser):
@@ -73,7 +50,7 @@ def test_signed_out_pages_go_to_login_and_come_back_after_it(web_stack, web_user
 
 def test_a_viewer_sees_pages_but_cannot_submit(web_stack, browser):
     """No form to submit (the guard refusing a viewer's events is tests/test_auth_guard.py)."""
-    _make_viewer(web_stack)
+    create_account(web_stack, VIEWER, "viewer")
     context = browser.new_context(viewport=VIEWPORTS["phone"])
     page = context.new_page()
     sign_in(page, web_stack.url, VIEWER)

@@ -7,13 +7,11 @@ enables it again, on a phone and a desktop without console errors."""
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.conftest import ROOT, sign_in
+from tests.conftest import create_account, sign_in
 from tests.ui_fixtures import open_page, seed_tasks, stack_env  # noqa: F401  (fixture)
 
 VIEWER = ("roles-viewer", "roles-viewer-pw")
@@ -36,28 +34,6 @@ READY = {  # what shows once a page has its data (so "absent" is not just "not l
 }
 
 
-def _account(web_stack, user: tuple[str, str], role: str) -> None:  # noqa: ANN001
-    """Make an account with `taskdeck user create` (a second run finds it made: fine)."""
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "app.cli",
-            "user",
-            "create",
-            user[0],
-            "--role",
-            role,
-            "--password-stdin",
-        ],
-        input=user[1] + "\n",
-        text=True,
-        env=web_stack.env,
-        cwd=ROOT,
-        capture_output=True,
-    )
-
-
 @pytest.fixture
 def failed_task(stack_env) -> int:  # noqa: F811
     """A failed task (it offers retry and follow-up to members)."""
@@ -72,7 +48,7 @@ def _visit(page, base: str, path: str, task: int) -> None:  # noqa: ANN001
 def test_a_viewer_sees_no_write_buttons_and_a_member_does(
     web_stack, web_user, browser, failed_task
 ):
-    _account(web_stack, VIEWER, "viewer")
+    create_account(web_stack, VIEWER, "viewer")
     with open_page(browser, "desktop") as watched:
         page = watched.page
         sign_in(page, web_stack.url, VIEWER)
@@ -115,7 +91,7 @@ def test_users_page_creates_changes_disables_and_enables_an_account(
 ):
     from app import auth
 
-    _account(web_stack, ADMIN, "admin")
+    create_account(web_stack, ADMIN, "admin")
     newbie = f"newbie-{viewport}"
     with open_page(browser, viewport) as watched:
         page = watched.page

@@ -169,3 +169,23 @@ def test_diff_unified_and_side_by_side_on_desktop_and_phone(
             page.get_by_role("radio", name="Unified").click()
             expect(view).to_have_attribute("data-mode", "unified")
             assert not watched.errors, watched.errors
+
+
+def test_model_text_is_markdown_without_raw_html_or_tex(web_stack, web_user, browser, stack_env):  # noqa: F811
+    from app import service
+    from app.events import TextEvent
+
+    (task_id,) = seed_tasks(1, "markdown task")
+    text = "Done: **bold**, `code`.\n\n<b>not html</b> and it costs $5 or $10 a month."
+    service.record_events(task_id, [("1-1", TextEvent(attempt=1, text=text))])
+    with open_page(browser, "desktop") as watched:
+        page = watched.page
+        sign_in(page, web_stack.url, web_user)
+        page.goto(f"{web_stack.url}/tasks/{task_id}")
+        entry = page.locator("#event-log .assistant-text").first
+        expect(entry.locator("strong")).to_have_text("bold")  # markdown is rendered
+        expect(entry.locator("code")).to_have_text("code")
+        expect(entry).to_contain_text("<b>not html</b>")  # raw HTML stays text
+        expect(entry).to_contain_text("costs $5 or $10 a month")  # not a formula
+        assert entry.locator("b, .katex, math").count() == 0
+        assert not watched.errors, watched.errors

@@ -172,7 +172,6 @@ def run_one_worker(burst: bool) -> None:
     # must simply end this process (it has no job yet), not be swallowed.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
-    from app.db import get_engine
     from app.queue import all_queues, get_redis
 
     settings = get_settings()
@@ -186,7 +185,6 @@ def run_one_worker(burst: bool) -> None:
         log.warning("could not tie the worker to its pool (prctl)")
     if os.getppid() != pool_pid:  # the pool died before prctl took effect
         os._exit(1)
-    get_engine().dispose(close=False)  # never share the pool process's database connections
     import worker.jobs  # noqa: F401  (loaded once here, not in every work horse: ~0.4 s a job)
 
     worker = TaskdeckWorker(

@@ -6,6 +6,13 @@ from __future__ import annotations
 import reflex as rx
 
 
+def model_markdown(text) -> rx.Component:  # noqa: ANN001
+    """What the model writes, as GitHub-flavoured markdown. Raw HTML stays text (it is the
+    model's output, not ours), and no TeX math: `$` in shell snippets and prices must not turn
+    into formulas. Both plugins are also the costly part of rendering an entry."""
+    return rx.markdown(text, use_raw=False, use_math=False, use_katex=False)
+
+
 def tool_call(item) -> rx.Component:  # noqa: ANN001
     """A tool call, collapsed: its one-line summary; open: its input and its result."""
     return rx.el.details(
@@ -71,7 +78,7 @@ def log_entry(item) -> rx.Component:  # noqa: ANN001
 def log_entry_view(item) -> rx.Component:  # noqa: ANN001
     body = rx.match(
         item["kind"],
-        ("text", rx.box(rx.markdown(item["body"]), class_name="assistant-text")),
+        ("text", rx.box(model_markdown(item["body"]), class_name="assistant-text")),
         ("tool_use", tool_call(item)),
         ("tool_result", rx.el.pre(item["body"], class_name="log-pre")),
         (
@@ -127,7 +134,7 @@ def log_view(events, typing, tail=None) -> rx.Component:  # noqa: ANN001
                 rx.foreach(events, log_entry),
                 rx.foreach(tail, log_entry) if tail is not None else rx.fragment(),
                 rx.cond(
-                    typing != "", rx.box(rx.markdown(typing), class_name="typing", opacity="0.8")
+                    typing != "", rx.box(model_markdown(typing), class_name="typing", opacity="0.8")
                 ),
                 id="event-log",
                 width="100%",

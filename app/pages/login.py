@@ -44,7 +44,14 @@ def login_page() -> rx.Component:
                             width="100%",
                         ),
                     ),
-                    rx.button("Sign in", type="submit", id="login-submit", width="100%"),
+                    # Busy until the page is connected: a click before that would be lost.
+                    rx.button(
+                        "Sign in",
+                        type="submit",
+                        id="login-submit",
+                        width="100%",
+                        loading=~rx.State.is_hydrated,
+                    ),
                     rx.text(
                         "No account yet? An admin creates one with ",
                         rx.code("taskdeck user create NAME"),
