@@ -26,6 +26,14 @@ DEFAULT_TOOLS = ["Read", "Write", "Edit", "Glob", "Grep", "Bash"]
 MODEL_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\-\[\]]{0,99}$")
 
 
+def local_path(value: str) -> Path:
+    """A path given by a user, `~` and `~name` expanded; an unknown `~name` is a ValueError."""
+    try:
+        return Path(value).expanduser()
+    except RuntimeError:  # pathlib: "Could not determine home directory"
+        raise ValueError(f"{value}: no such user's home directory") from None
+
+
 class TaskCreate(BaseModel):
     """A new task: what to ask Claude Code, where, and within which limits."""
 
@@ -78,7 +86,7 @@ class TaskCreate(BaseModel):
     def _cwd_exists(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        path = Path(value).expanduser()
+        path = local_path(value)
         if not path.is_absolute():
             raise ValueError("the working directory must be an absolute path")
         if not path.is_dir():
@@ -90,7 +98,7 @@ class TaskCreate(BaseModel):
     def _repo_is_git(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        path = Path(value).expanduser()
+        path = local_path(value)
         if not (path / ".git").exists():
             raise ValueError(f"{value} is not a git repository")
         return str(path)

@@ -92,6 +92,8 @@ def test_list_pages_with_a_cursor_and_filters(api, accounts):
         ({"prompt": "hi", "max_turns": 0}, ["body", "max_turns"], "between 1 and"),
         ({"prompt": "hi", "max_turns": "many"}, ["body", "max_turns"], "valid integer"),
         ({"prompt": "hi", "cwd": "/no/such/dir"}, ["body", "cwd"], "does not exist"),
+        ({"prompt": "hi", "cwd": "~no-such-user0"}, ["body", "cwd"], "home directory"),
+        ({"prompt": "hi", "repo": "~no-such-user0/r"}, ["body", "repo"], "home directory"),
         ({"prompt": "hi", "priority": "urgent"}, ["body", "priority"], "'high'"),
         ({"prompt": "hi", "colour": "red"}, ["body", "colour"], "Extra inputs"),
         ({"prompt": "x" * 100_001}, ["body", "prompt"], "too long"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -101,6 +102,25 @@ def test_parallel_tasks_on_one_repository_get_their_own_worktrees(env, repo):
     branches = git(repo, "branch", "--list", "taskdeck/*", "--format=%(refname:short)")
     assert branches.split() == ["taskdeck/1", "taskdeck/2"]
     assert first.diff.files == second.diff.files == ["README.md", "src/new_file.py"]
+
+
+def test_runs_side_by_side_in_one_process_each_spawn_with_their_own_environment(env, tmp_path):
+    """The SDK gives claude a copy of os.environ: each run's (its pid file among it) must be
+    its own even when runs in one process start together."""
+    before = dict(os.environ)
+    specs = []
+    for n in range(4):
+        (tmp_path / f"dir{n}").mkdir()
+        specs.append(RunSpec(prompt=f"run {n} [scenario:text]", cwd=str(tmp_path / f"dir{n}")))
+
+    async def together():
+        return await asyncio.gather(*(run_claude(spec, lambda e: None) for spec in specs))
+
+    outcomes = asyncio.run(together())
+    assert all(o.ok for o in outcomes), [o.error for o in outcomes]
+    groups = [o.pgid for o in outcomes]
+    assert None not in groups and len(set(groups)) == len(groups), groups
+    assert dict(os.environ) == before
 
 
 def test_a_reused_worktree_keeps_its_base_and_commits_count_in_the_diff(env, repo):

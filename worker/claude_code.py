@@ -20,6 +20,7 @@ import os
 import tempfile
 import time
 import uuid
+import weakref
 from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
@@ -46,6 +47,7 @@ from app.events import (
     ToolUseEvent,
     truncate,
 )
+from app.schemas import local_path
 from app.settings import get_settings
 from worker import sandbox, workspace
 from worker.usage import UsageTally
@@ -103,7 +105,7 @@ class RunSpec(BaseModel):
     @classmethod
     def _cwd_is_a_directory(cls, value: str | None) -> str | None:
         if value is not None:
-            path = Path(value).expanduser()
+            path = local_path(value)
             if not path.is_absolute():
                 raise ValueError("the working directory must be an absolute path")
             if not path.is_dir():
@@ -115,7 +117,7 @@ class RunSpec(BaseModel):
     @classmethod
     def _repo_is_git(cls, value: str | None) -> str | None:
         if value is not None:
-            path = Path(value).expanduser()
+            path = local_path(value)
             if not path.is_absolute() or not (path / ".git").exists():
                 raise ValueError(f"{value} is not a git repository (an absolute path)")
             return str(path)
@@ -390,9 +392,28 @@ def launch_env(spec: RunSpec, pid_file: Path, home: Path) -> dict[str, str]:
     return sandbox.child_env(extra, spec.env_allowlist)
 
 
-def _tee_transport(prompt: str, options: Any, on_frame: Callable[[dict[str, Any]], bool]):
+_spawn_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _spawn_lock() -> asyncio.Lock:
+    """One lock per event loop: runs in one process swap os.environ one spawn at a time."""
+    loop = asyncio.get_running_loop()
+    lock = _spawn_locks.get(loop)
+    if lock is None:
+        lock = _spawn_locks[loop] = asyncio.Lock()
+    return lock
+
+
+def _tee_transport(
+    prompt: str, options: Any, on_frame: Callable[[dict[str, Any]], bool], env: dict[str, str]
+):
     """The SDK's subprocess transport, with every stream-json frame shown to `on_frame` first;
-    a frame for which `on_frame` returns False is not passed on to the SDK.
+    a frame for which `on_frame` returns False is not passed on to the SDK. claude starts with
+    exactly `env`: the SDK builds a child's environment from os.environ, so it is swapped for
+    `env` while claude is spawned, one spawn at a time (runs side by side in one process would
+    otherwise spawn with each other's environment, pid file included).
 
     It subclasses an SDK-internal class (checked with claude-agent-sdk 0.2.x). Should a later
     SDK move it, None is returned and the SDK's own transport runs the task: only the raw
@@ -406,6 +427,11 @@ def _tee_transport(prompt: str, options: Any, on_frame: Callable[[dict[str, Any]
         return None
 
     class TeeTransport(SubprocessCLITransport):
+        async def connect(self) -> None:
+            async with _spawn_lock():
+                with sandbox.scrubbed_environ(env):
+                    await super().connect()
+
         async def _frames(self) -> AsyncIterator[dict[str, Any]]:
             async for data in super().read_messages():
                 if on_frame(data):
@@ -494,8 +520,10 @@ async def run_claude(spec: RunSpec, emit: Callable[[Event], None], attempt: int 
         started = time.monotonic()
         stream = None
         try:
-            with sandbox.scrubbed_environ(env):
-                transport = _tee_transport(spec.prompt, options, on_frame)
+            transport = _tee_transport(spec.prompt, options, on_frame, env)
+            # Without our transport, the SDK's spawns inside the whole run's scrubbed environ.
+            scrubbed = contextlib.nullcontext() if transport else sandbox.scrubbed_environ(env)
+            with scrubbed:
                 stream = query(prompt=spec.prompt, options=options, transport=transport)
                 await _consume(stream, spec, mapper, emit, outcome, started)
         except asyncio.CancelledError:

@@ -103,7 +103,7 @@ def child_env(
 def scrubbed_environ(env: dict[str, str]) -> Iterator[None]:
     """Replace this process's environment while the SDK spawns claude (it inherits os.environ).
 
-    Safe in the RQ work horse (a fork that runs one job) and in the STDIO wrapper process.
+    Process-wide: runs side by side in one process must take turns (claude_code._spawn_lock).
     """
     saved = dict(os.environ)
     os.environ.clear()

@@ -210,3 +210,14 @@ def section(title: str, *children: rx.Component, **props) -> rx.Component:  # no
         min_width="0",
         **props,
     )
+
+
+def shown_once(message: str, secret, element_id: str, on_done) -> rx.Component:  # noqa: ANN001
+    """A secret (a new token, a made-up password) with the warning that it will not be shown
+    again, and the button that hides it."""
+    return rx.vstack(
+        rx.text(message),
+        rx.code(secret, id=element_id, word_break="break-all"),
+        rx.button("Done", size="1", variant="soft", on_click=on_done),
+        spacing="2",
+    )

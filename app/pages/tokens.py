@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import reflex as rx
 
-from app.components.layout import page_frame, section
+from app.components.layout import page_frame, section, shown_once
 from app.state.auth import AuthState
 from app.state.tokens import TokensState
 
@@ -56,11 +56,11 @@ def new_token_callout() -> rx.Component:
     return rx.cond(
         TokensState.new_token != "",
         rx.callout(
-            rx.vstack(
-                rx.text("Copy this token now: it is shown once and cannot be read again."),
-                rx.code(TokensState.new_token, id="new-token", word_break="break-all"),
-                rx.button("Done", size="1", variant="soft", on_click=TokensState.dismiss),
-                spacing="2",
+            shown_once(
+                "Copy this token now: it is shown once and cannot be read again.",
+                TokensState.new_token,
+                "new-token",
+                TokensState.dismiss,
             ),
             icon="key-round",
             color_scheme="green",

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import reflex as rx
 
-from app.components.layout import page_frame, section
+from app.components.layout import page_frame, section, shown_once
 from app.models import Role
 from app.state.auth import AuthState
 from app.state.users import UsersState as S
@@ -88,11 +88,11 @@ def created_callout() -> rx.Component:
                 rx.text("Created ", rx.text.span(S.created, weight="bold"), "."),
                 rx.cond(
                     S.new_password != "",
-                    rx.vstack(
-                        rx.text("Give them this password now: it is shown once."),
-                        rx.code(S.new_password, id="new-password", word_break="break-all"),
-                        rx.button("Done", size="1", variant="soft", on_click=S.dismiss),
-                        spacing="2",
+                    shown_once(
+                        "Give them this password now: it is shown once.",
+                        S.new_password,
+                        "new-password",
+                        S.dismiss,
                     ),
                 ),
                 spacing="2",
