@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 
 from app.schemas import TaskEventOut, TaskOut
+
+# Anything that could make markdown more than plain text: emphasis, code, headings, links,
+# tables, quotes, lists, rules, entities, hard breaks.
+MARKDOWN_SYNTAX = re.compile(
+    r"[*_`#\[\]|<>~\\&]|^\s*([-+]|\d+[.)])\s|^\s*[-=]{3,}|  \n|https?://|www\.", re.M
+)
 
 STATUS_TONES = {
     "queued": "gray",
@@ -174,6 +181,7 @@ def event_item(event: TaskEventOut) -> dict[str, str]:
         "result": "",
         "result_state": "pending" if kind == "tool_use" else "",
         "error": "true" if tone == "red" else "",
+        "markdown": "true" if kind in ("text", "result") and MARKDOWN_SYNTAX.search(body) else "",
     }
 
 

@@ -177,7 +177,11 @@ def test_model_text_is_markdown_without_raw_html_or_tex(web_stack, web_user, bro
 
     (task_id,) = seed_tasks(1, "markdown task")
     text = "Done: **bold**, `code`.\n\n<b>not html</b> and it costs $5 or $10 a month."
-    service.record_events(task_id, [("1-1", TextEvent(attempt=1, text=text))])
+    plain = "All 12 tests pass.\nNothing else to change."
+    service.record_events(
+        task_id,
+        [("1-1", TextEvent(attempt=1, text=text)), ("1-2", TextEvent(attempt=1, text=plain))],
+    )
     with open_page(browser, "desktop") as watched:
         page = watched.page
         sign_in(page, web_stack.url, web_user)
@@ -188,4 +192,10 @@ def test_model_text_is_markdown_without_raw_html_or_tex(web_stack, web_user, bro
         expect(entry).to_contain_text("<b>not html</b>")  # raw HTML stays text
         expect(entry).to_contain_text("costs $5 or $10 a month")  # not a formula
         assert entry.locator("b, .katex, math").count() == 0
+        # Text with no markdown in it is shown as it is, line breaks kept, without a markdown
+        # render (the cheap path for the busiest part of the page).
+        second = page.locator("#event-log .assistant-text").nth(1)
+        expect(second).to_have_class(re.compile(r"\bplain-text\b"))
+        assert second.inner_text() == plain
+        assert second.locator("p").count() == 0
         assert not watched.errors, watched.errors

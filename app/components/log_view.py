@@ -20,17 +20,17 @@ def tool_call(item) -> rx.Component:  # noqa: ANN001
             item["summary"],
             rx.match(
                 item["result_state"],
-                ("ok", rx.text.span("  ✓", color="var(--green-11)")),
-                ("error", rx.text.span("  ✗ error", color="var(--red-11)")),
-                rx.text.span("  …", color="var(--gray-11)"),
+                ("ok", rx.el.span("  ✓", class_name="result-mark", data_state="ok")),
+                ("error", rx.el.span("  ✗ error", class_name="result-mark", data_state="error")),
+                rx.el.span("  …", class_name="result-mark"),
             ),
         ),
-        rx.text("Input", size="1", color_scheme="gray"),
+        rx.el.div("Input", class_name="entry-sub"),
         rx.el.pre(item["body"], class_name="log-pre tool-input"),
         rx.cond(
             item["result_state"] != "pending",
             rx.fragment(
-                rx.text("Result", size="1", color_scheme="gray"),
+                rx.el.div("Result", class_name="entry-sub"),
                 rx.el.pre(item["result"], class_name="log-pre tool-result"),
             ),
         ),
@@ -39,7 +39,18 @@ def tool_call(item) -> rx.Component:  # noqa: ANN001
     )
 
 
-FIELDS = ("kind", "label", "body", "tone", "time", "error", "summary", "result", "result_state")
+FIELDS = (
+    "kind",
+    "label",
+    "body",
+    "tone",
+    "time",
+    "error",
+    "summary",
+    "result",
+    "result_state",
+    "markdown",
+)
 
 
 @rx.memo
@@ -53,6 +64,7 @@ def log_entry_memo(
     summary: rx.Var[str],
     result: rx.Var[str],
     result_state: rx.Var[str],
+    markdown: rx.Var[str],
 ) -> rx.Component:
     """One entry as a memoized React component: its props are plain strings, so an entry whose
     text did not change is not rendered again when the list around it grows."""
@@ -66,6 +78,7 @@ def log_entry_memo(
         "summary": summary,
         "result": result,
         "result_state": result_state,
+        "markdown": markdown,
     }
     return log_entry_view(item)
 
@@ -75,22 +88,26 @@ def log_entry(item) -> rx.Component:  # noqa: ANN001
     return log_entry_memo(**{name: item[name] for name in FIELDS})
 
 
+def model_text(item, class_name: str) -> rx.Component:  # noqa: ANN001
+    """The model's text: markdown when it has markdown in it, else plain text (a markdown render
+    is the costliest part of a new entry, and most short messages have none)."""
+    return rx.cond(
+        item["markdown"] == "true",
+        rx.box(model_markdown(item["body"]), class_name=class_name),
+        rx.el.div(item["body"], class_name=f"{class_name} plain-text"),
+    )
+
+
 def log_entry_view(item) -> rx.Component:  # noqa: ANN001
+    """One entry in plain elements (a head line: label and time; then the body): the log is the
+    page's busiest part, and a plain element renders several times faster than a themed one."""
     body = rx.match(
         item["kind"],
-        ("text", rx.box(model_markdown(item["body"]), class_name="assistant-text")),
+        ("text", model_text(item, "assistant-text")),
+        ("result", model_text(item, "result-text")),
         ("tool_use", tool_call(item)),
         ("tool_result", rx.el.pre(item["body"], class_name="log-pre")),
-        (
-            "thinking",
-            rx.text(
-                item["body"],
-                size="2",
-                color_scheme="gray",
-                white_space="pre-wrap",
-                font_style="italic",
-            ),
-        ),
+        ("thinking", rx.el.div(item["body"], class_name="plain-text thinking")),
         ("stderr", rx.el.pre(item["body"], class_name="log-pre")),
         (
             "raw",
@@ -100,41 +117,40 @@ def log_entry_view(item) -> rx.Component:  # noqa: ANN001
                 class_name="tool-call",
             ),
         ),
-        (
-            "prompt",
-            rx.text(
-                item["body"], size="2", white_space="pre-wrap", style={"overflow_wrap": "anywhere"}
-            ),
-        ),
-        rx.cond(item["body"] != "", rx.text(item["body"], size="2", white_space="pre-wrap")),
+        rx.cond(item["body"] != "", rx.el.div(item["body"], class_name="plain-text")),
     )
-    return rx.box(
-        rx.hstack(
-            rx.badge(item["label"], color_scheme=item["tone"], variant="soft"),
-            rx.spacer(),
-            rx.text(item["time"], size="1", color_scheme="gray"),
-            align="center",
-            width="100%",
+    return rx.el.div(
+        rx.el.div(
+            rx.el.span(item["label"], class_name="entry-label", data_accent_color=item["tone"]),
+            rx.el.span(item["time"], class_name="entry-time"),
+            class_name="entry-head",
         ),
         body,
         class_name="log-entry",
         data_kind=item["kind"],
         data_error=item["error"],
-        padding_y="2",
-        border_bottom="1px solid var(--gray-a4)",
-        width="100%",
     )
 
 
-def log_view(events, typing, tail=None) -> rx.Component:  # noqa: ANN001
-    """The scrolling conversation plus the text being typed, and a "jump to latest" button."""
+def log_view(events, typing, tail=None, typing_markdown=True) -> rx.Component:  # noqa: ANN001
+    """The scrolling conversation plus the text being typed (rendered as markdown once it has
+    markdown in it), and a "jump to latest" button."""
     return rx.fragment(
         rx.box(
             rx.box(  # a plain block, not a flex column: appending stays cheap with 1,000s
                 rx.foreach(events, log_entry),
                 rx.foreach(tail, log_entry) if tail is not None else rx.fragment(),
                 rx.cond(
-                    typing != "", rx.box(model_markdown(typing), class_name="typing", opacity="0.8")
+                    typing != "",
+                    rx.box(
+                        rx.cond(
+                            typing_markdown,
+                            model_markdown(typing),
+                            rx.el.div(typing, class_name="plain-text"),
+                        ),
+                        class_name="typing",
+                        opacity="0.8",
+                    ),
                 ),
                 id="event-log",
                 width="100%",

@@ -16,7 +16,14 @@ import reflex as rx
 from app import live, service
 from app.diff_display import DiffFile, diff_files
 from app.events import TextDeltaEvent, TextEvent
-from app.presenters import attach_result, conversation, event_item, task_detail, usage_values
+from app.presenters import (
+    MARKDOWN_SYNTAX,
+    attach_result,
+    conversation,
+    event_item,
+    task_detail,
+    usage_values,
+)
 from app.schemas import FollowUpCreate, TaskEventOut
 from app.state.base import client_connected
 
@@ -45,6 +52,11 @@ class TaskLiveState(rx.State):
     _task_id: int = 0
     _after: str = "0"  # the newest stream id shown
     _follower: int = 0  # bumped by every page load: an older loop sees it and stops
+
+    @rx.var
+    def typing_markdown(self) -> bool:
+        """Whether the text being typed has markdown in it yet (else it is shown as it is)."""
+        return bool(MARKDOWN_SYNTAX.search(self.typing))
 
     @rx.var
     def progress_pct(self) -> int:
