@@ -250,7 +250,7 @@ def task_page() -> rx.Component:
                 header(),
                 prompt_card(),
                 rx.heading("Conversation", size="3"),
-                log_view(S.events, L.typing, L.tail, L.typing_markdown),
+                log_view(S.events, L.tail, L.typing, L.typing_markdown),
                 follow_up(),
                 rx.cond(S.diff.length() > 0, diff_view(S.diff, S.task["diffstat"])),
                 attempts(),
