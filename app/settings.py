@@ -99,6 +99,12 @@ class Settings(BaseSettings):
     session_ttl_s: int = Field(default=12 * 3600, description="A web sign-in lasts this long.")
     api_rate_limit: int = Field(default=600, description="Requests per minute per token/session.")
     api_max_body_bytes: int = Field(default=1_048_576, description="Largest request body accepted.")
+    api_threads: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="Threads the API's blocking work (database reads and writes) runs in.",
+    )
     env_allowlist: list[str] = Field(
         default=["PATH", "LANG", "LC_ALL", "TZ", "TERM"],
         description="Variables passed through to the claude process besides its own.",

@@ -114,3 +114,37 @@ def test_openapi_and_docs_are_served(api):
     assert {"HTTPBearer", "APIKeyCookie"} <= set(schema["components"]["securitySchemes"])
     assert "TaskCreate" in schema["components"]["schemas"]
     assert api.get("/api/v1/docs").status_code == 200
+
+
+def test_blocking_work_runs_in_the_api_thread_pool_of_configured_size(env, monkeypatch):
+    """40 threads fighting for the GIL doubled a list's CPU cost: the API runs its blocking
+    work (plain `def` routes, sync dependencies) in `TASKDECK_API_THREADS` threads."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from fastapi.testclient import TestClient
+
+    from app.api import create_api
+    from app.settings import get_settings
+
+    monkeypatch.setenv("TASKDECK_API_THREADS", "3")
+    get_settings.cache_clear()
+    api = create_api()
+    lock = threading.Lock()
+    running = {"now": 0, "peak": 0}
+
+    @api.get("/probe")
+    def probe() -> dict:
+        with lock:
+            running["now"] += 1
+            running["peak"] = max(running["peak"], running["now"])
+        time.sleep(0.2)
+        with lock:
+            running["now"] -= 1
+        return {}
+
+    with TestClient(api) as client, ThreadPoolExecutor(9) as pool:
+        answers = list(pool.map(lambda _: client.get("/probe").status_code, range(9)))
+    assert answers == [200] * 9
+    assert running["peak"] == 3

@@ -7,6 +7,8 @@ echoed input (a refused password must not come back), a generic 500, and request
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
@@ -15,6 +17,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import DataError
 
 from app.api.accounts import router as accounts_router
+from app.api.deps import limit_api_threads
 from app.api.engine import router as engine_router
 from app.api.system import RequestMetrics
 from app.api.system import router as system_router
@@ -77,9 +80,17 @@ def server_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": "internal error"}, status_code=500)
 
 
+@asynccontextmanager
+async def lifespan(_api: FastAPI) -> AsyncIterator[None]:
+    """Run on its own (granian, tests); mounted in Reflex, app/app.py does the same."""
+    await limit_api_threads()
+    yield
+
+
 def create_api() -> FastAPI:
     """The FastAPI app Reflex serves beside its own routes."""
     api = FastAPI(
+        lifespan=lifespan,
         title="Taskdeck API",
         version="1",
         description=DESCRIPTION,

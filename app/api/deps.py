@@ -35,6 +35,11 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # p99 was ~1 s at 50 clients, ~0.25 s with 2 (bench/api_profile.py --clients 50). On SQLite the
 # API's writes take turns in this many threads; other databases use the whole thread pool.
 SQLITE_WRITE_THREADS = 2
+# FastAPI runs a plain `def` route, a sync dependency and run_in_threadpool in anyio's default
+# thread pool, 40 threads. Under load those 40 threads mostly fight for the GIL: listing 50 tasks
+# at 50 clients cost 4.0 ms of CPU a request with 40 threads and 2.2 ms with 2 (296 -> 482
+# req/s, p99 407 -> 155 ms; bench/api_load.py, SQLite). The pool is one per event loop, so
+# `limit_api_threads` runs at start-up (the API's lifespan, and the Reflex app's).
 T = TypeVar("T")
 _write_limiters: dict[int, anyio.CapacityLimiter] = {}
 
@@ -58,6 +63,12 @@ async def run_write(func: Callable[[], T]) -> T:
         if limiter is None:
             limiter = _write_limiters[loop] = anyio.CapacityLimiter(SQLITE_WRITE_THREADS)
     return await anyio.to_thread.run_sync(func, limiter=limiter)
+
+
+async def limit_api_threads() -> None:
+    """Size this event loop's default thread pool to `api_threads` (Reflex itself uses asyncio's
+    executor, not this pool)."""
+    anyio.to_thread.current_default_thread_limiter().total_tokens = get_settings().api_threads
 
 
 def unauthorized() -> HTTPException:
