@@ -199,3 +199,50 @@ def test_model_text_is_markdown_without_raw_html_or_tex(web_stack, web_user, bro
         assert second.inner_text() == plain
         assert second.locator("p").count() == 0
         assert not watched.errors, watched.errors
+
+
+def test_log_follows_new_entries_until_the_reader_scrolls_up(web_stack, web_user, browser, stack_env):  # noqa: F811
+    from app import live
+    from app.events import TextEvent
+
+    (task_id,) = seed_tasks(1, "scrolling task", status="running", finished_at=None)
+
+    def publish(first: int, count: int) -> None:
+        for n in range(first, first + count):
+            live.publish(task_id, TextEvent(attempt=1, text=f"line {n}\nsecond line\nthird line"))
+
+    def gap(page) -> float:  # noqa: ANN001
+        """Pixels between the log's visible bottom and its end."""
+        return page.locator("#log-scroll").evaluate(
+            "e => e.scrollHeight - e.scrollTop - e.clientHeight"
+        )
+
+    with open_page(browser, "desktop") as watched:
+        page = watched.page
+        sign_in(page, web_stack.url, web_user)
+        page.goto(f"{web_stack.url}/tasks/{task_id}")
+        scroller = page.locator("#log-scroll")
+        expect(scroller).to_have_attribute("data-following", "true", timeout=30_000)
+        page.wait_for_timeout(1500)  # the page's follower is reading the stream
+        publish(0, 40)
+        expect(page.locator("#event-log")).to_contain_text("line 39", timeout=30_000)
+        page.wait_for_timeout(300)
+        assert scroller.evaluate("e => e.scrollHeight > 2 * e.clientHeight")
+        assert gap(page) < 48, "the log did not follow its newest entry"
+        expect(page.locator("#jump-latest")).to_be_hidden()
+
+        scroller.evaluate("e => { e.scrollTop = 0; }")  # the reader scrolls up
+        expect(scroller).to_have_attribute("data-following", "false", timeout=10_000)
+        expect(page.locator("#jump-latest")).to_be_visible()
+        publish(40, 10)
+        expect(page.locator("#event-log")).to_contain_text("line 49", timeout=30_000)
+        page.wait_for_timeout(300)
+        assert scroller.evaluate("e => e.scrollTop") == 0, "new entries moved the reader"
+
+        page.locator("#jump-latest").click()
+        expect(scroller).to_have_attribute("data-following", "true", timeout=10_000)
+        publish(50, 10)
+        expect(page.locator("#event-log")).to_contain_text("line 59", timeout=30_000)
+        page.wait_for_timeout(300)
+        assert gap(page) < 48, "the log stopped following after 'jump to latest'"
+        assert not watched.errors, watched.errors
