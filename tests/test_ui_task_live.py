@@ -201,7 +201,12 @@ def test_model_text_is_markdown_without_raw_html_or_tex(web_stack, web_user, bro
         assert not watched.errors, watched.errors
 
 
-def test_log_follows_new_entries_until_the_reader_scrolls_up(web_stack, web_user, browser, stack_env):  # noqa: F811
+def test_log_follows_new_entries_until_the_reader_scrolls_up(
+    web_stack,
+    web_user,
+    browser,
+    stack_env,  # noqa: F811
+):
     from app import live
     from app.events import TextEvent
 
