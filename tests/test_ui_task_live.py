@@ -251,3 +251,44 @@ def test_log_follows_new_entries_until_the_reader_scrolls_up(
         page.wait_for_timeout(300)
         assert gap(page) < 48, "the log stopped following after 'jump to latest'"
         assert not watched.errors, watched.errors
+
+
+def test_live_entries_keep_their_order_across_parts_and_when_the_parts_fill(
+    web_stack,
+    web_user,
+    browser,
+    stack_env,  # noqa: F811
+):
+    """New entries go into parts of 25 (app/state/task_detail.py); a tool result finds its call
+    in an earlier part; when the parts hold 1,000 entries they join the stored conversation."""
+    from app import live
+    from app.events import TextEvent, ToolResultEvent, ToolUseEvent
+
+    (task_id,) = seed_tasks(1, "long task", status="running", finished_at=None)
+
+    def say(numbers) -> None:  # noqa: ANN001
+        for n in numbers:
+            live.publish(task_id, TextEvent(attempt=1, text=f"line {n}"))
+
+    with open_page(browser, "desktop") as watched:
+        page = watched.page
+        sign_in(page, web_stack.url, web_user)
+        page.goto(f"{web_stack.url}/tasks/{task_id}")
+        expect(page.locator("#log-scroll")).to_have_attribute("data-following", "true")
+        page.wait_for_timeout(1500)  # the page's follower is reading the stream
+        say(range(24))
+        live.publish(task_id, ToolUseEvent(attempt=1, id="call-1", name="Bash", input={}))
+        say(range(24, 29))  # the call closed the first part: these start the second
+        live.publish(task_id, ToolResultEvent(attempt=1, tool_use_id="call-1", output="done"))
+        log = page.locator("#event-log")
+        expect(log.locator(".tool-call")).to_have_attribute("data-state", "ok", timeout=30_000)
+        expect(log.locator(":scope > .log-entry")).to_have_count(30)
+
+        say(range(29, 1029))  # past 1,000 entries in the parts
+        expect(log).to_contain_text("line 1028", timeout=60_000)
+        expect(log.locator(":scope > .log-entry")).to_have_count(1030, timeout=30_000)
+        texts = log.locator(".assistant-text").all_inner_texts()
+        assert texts == [f"line {n}" for n in range(1029)]
+        expect(log.locator(".tool-call")).to_have_attribute("data-state", "ok")
+        assert log.locator(":scope > .log-entry").nth(24).get_attribute("data-kind") == "tool_use"
+        assert not watched.errors, watched.errors

@@ -132,14 +132,14 @@ def log_entry_view(item) -> rx.Component:  # noqa: ANN001
     )
 
 
-def log_view(events, tail, typing, typing_markdown) -> rx.Component:  # noqa: ANN001
-    """The scrolling conversation plus the text being typed (rendered as markdown once it has
-    markdown in it), and a "jump to latest" button."""
+def log_view(events, parts, typing, typing_markdown) -> rx.Component:  # noqa: ANN001
+    """The scrolling conversation (`events`, then each list of `parts`) plus the text being
+    typed (rendered as markdown once it has markdown in it), and a "jump to latest" button."""
     return rx.fragment(
         rx.box(
             rx.box(  # a plain block, not a flex column: appending stays cheap with 1,000s
                 rx.foreach(events, log_entry),
-                rx.foreach(tail, log_entry),
+                *[rx.foreach(part, log_entry) for part in parts],
                 rx.cond(
                     typing != "",
                     rx.box(

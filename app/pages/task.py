@@ -11,6 +11,7 @@ from app.components.log_view import log_view
 from app.components.status_badge import status_badge
 from app.state.task_detail import TaskDetailState as S
 from app.state.task_detail import TaskLiveState as L
+from app.state.task_detail import log_parts
 
 
 def stat(label: str, value, id_: str) -> rx.Component:  # noqa: ANN001
@@ -250,7 +251,7 @@ def task_page() -> rx.Component:
                 header(),
                 prompt_card(),
                 rx.heading("Conversation", size="3"),
-                log_view(S.events, L.tail, L.typing, L.typing_markdown),
+                log_view(S.events, log_parts(), L.typing, L.typing_markdown),
                 follow_up(),
                 rx.cond(S.diff.length() > 0, diff_view(S.diff, S.task["diffstat"])),
                 attempts(),

@@ -1,10 +1,12 @@
 """State of one task's page: the task, its attempts and its event log, live from Redis.
 
-Two state classes, because the browser re-renders every component that reads a state class when
-any of that class's vars changes: TaskDetailState holds what changes rarely (the task, attempts,
-the conversation so far), TaskLiveState what changes with every event (the newest entries, the
-text being typed, the turn). A new event then re-renders a handful of entries, not the whole
-conversation; every TAIL_SEAL entries the tail moves into the conversation at once.
+Three state classes, because the browser re-renders every component that reads a state class
+when any of that class's vars changes, and Reflex sends a changed var whole:
+TaskDetailState holds what changes rarely (the task, attempts, the conversation stored before the
+page opened), TaskLogState the entries that arrive while the page is open, PART_SIZE to a var, so
+a new entry re-sends its part only and no entry ever moves to another list (the browser mounts
+each once), and TaskLiveState what changes with every event (the text being typed, the turn,
+the tokens).
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ from app.presenters import (
 from app.schemas import FollowUpCreate, TaskEventOut
 from app.state.base import client_connected
 
-TAIL_SEAL = 30  # new entries go to `tail`; every TAIL_SEAL of them move to `events` at once
+PART_SIZE = 25  # entries per TaskLogState part
+LIVE_PARTS = 40  # parts; when all are full (1,000 entries) they move into TaskDetailState.events
 SHOWN_CHECK_S = 0.5  # how often a busy follower checks that its tab still shows the task
 REFRESH_TYPES = {"status", "result", "diff", "progress", "init"}
 
@@ -41,10 +44,9 @@ class TaskLiveState(rx.State):
     """The fast-changing part of a task page, and the loop that follows the task's stream.
 
     The loop lives here so that an ordinary event dirties (and so re-sends and stores) only
-    this small state; TaskDetailState is touched when entries are sealed into the conversation
-    or the task row must be read again."""
+    this small state and one part of TaskLogState; TaskDetailState is touched when the parts are
+    full or the task row must be read again."""
 
-    tail: list[dict[str, str]] = []
     typing: str = ""
     turn: int = 0
     max_turns: int = 0
@@ -64,7 +66,7 @@ class TaskLiveState(rx.State):
         return min(100, int(100 * self.turn / self.max_turns)) if self.max_turns else 0
 
     def _clear(self) -> None:
-        self.tail, self.typing, self.turn, self.max_turns, self.usage = [], "", 0, 0, {}
+        self.typing, self.turn, self.max_turns, self.usage = "", 0, 0, {}
 
     @rx.event(background=True)
     async def follow(self):
@@ -89,8 +91,9 @@ class TaskLiveState(rx.State):
 
     async def _apply(self, entries: list) -> str:
         """Add new stream entries to the page; return the last stream id."""
-        refresh = changed = False
-        tail = list(unwrapped(self.tail))  # plain dicts: no proxy per item
+        refresh = False
+        new: list[dict[str, str]] = []  # entries for the log
+        log = await self.get_state(TaskLogState)
         detail = None
         after = ""
         for stream_id, event in entries:
@@ -116,22 +119,17 @@ class TaskLiveState(rx.State):
             )
             if event.type == "progress":
                 self.turn, self.max_turns = event.turn, event.max_turns
-            elif event.type == "tool_result":  # fold it into its call (maybe sealed already)
-                changed = True
-                if not attach_result(tail, item):
+            elif event.type == "tool_result":  # fold it into its call, wherever that is
+                if not (attach_result(new, item) or log._attach(item)):
                     detail = detail or await self.get_state(TaskDetailState)
                     if not attach_result(detail.events, item):
-                        tail.append(event_item(item))
+                        new.append(event_item(item))
             else:
-                changed = True
-                tail.append(event_item(item))
+                new.append(event_item(item))
             refresh = refresh or event.type in REFRESH_TYPES
-        if len(tail) >= TAIL_SEAL:
+        while new := log._add(new):  # the parts are full: they join the stored conversation
             detail = detail or await self.get_state(TaskDetailState)
-            detail.events = [*unwrapped(detail.events), *tail]
-            tail = []
-        if changed:
-            self.tail = tail
+            detail.events = [*unwrapped(detail.events), *log._clear()]
         if refresh:
             detail = detail or await self.get_state(TaskDetailState)
             detail._refresh_task(self)
@@ -139,12 +137,60 @@ class TaskLiveState(rx.State):
         return after
 
 
+class TaskLogState(rx.State):
+    """The entries that arrived while the page is open, in parts `part_0` ... (added below),
+    PART_SIZE entries each, filled in order."""
+
+    _count: int = 0  # entries in the parts
+
+    def _names(self) -> list[str]:
+        """The parts in use, oldest first."""
+        return [f"part_{n}" for n in range(-(-self._count // PART_SIZE))]
+
+    def _add(self, items: list[dict[str, str]]) -> list[dict[str, str]]:
+        """Append entries to the parts; return those that did not fit (every part full)."""
+        while items and self._count < PART_SIZE * LIVE_PARTS:
+            part, used = divmod(self._count, PART_SIZE)
+            name = f"part_{part}"
+            chunk, items = items[: PART_SIZE - used], items[PART_SIZE - used :]
+            setattr(self, name, [*unwrapped(getattr(self, name)), *chunk])
+            self._count += len(chunk)
+        return items
+
+    def _attach(self, result: TaskEventOut) -> bool:
+        """Fold a tool result into its call in a part (newest first); False if none has it."""
+        for name in reversed(self._names()):
+            entries = list(unwrapped(getattr(self, name)))
+            if attach_result(entries, result):
+                setattr(self, name, entries)
+                return True
+        return False
+
+    def _clear(self) -> list[dict[str, str]]:
+        """Empty the parts; return their entries, oldest first."""
+        entries: list[dict[str, str]] = []
+        for name in self._names():
+            entries += unwrapped(getattr(self, name))
+            setattr(self, name, [])
+        self._count = 0
+        return entries
+
+
+for _n in range(LIVE_PARTS):
+    TaskLogState.add_var(f"part_{_n}", list[dict[str, str]], [])
+
+
+def log_parts() -> list[rx.Var]:
+    """The parts' vars, in order (for the page's log view)."""
+    return [getattr(TaskLogState, f"part_{n}") for n in range(LIVE_PARTS)]
+
+
 class TaskDetailState(rx.State):
     """One task page; a background event follows only this task's stream."""
 
     task_id: int = 0
     task: dict[str, str] = {}
-    events: list[dict[str, str]] = []  # the conversation so far, but for TaskLiveState.tail
+    events: list[dict[str, str]] = []  # the conversation before TaskLogState's parts
     attempts: list[dict[str, str]] = []
     not_found: bool = False
     follow_up_text: str = ""
@@ -189,6 +235,7 @@ class TaskDetailState(rx.State):
         """Page load: the stored history, then follow the live stream from where it ends."""
         live_state = await self.get_state(TaskLiveState)
         live_state._clear()
+        (await self.get_state(TaskLogState))._clear()
         self.task_id = self._task_id_from_url()
         self.events, self.action_error = [], ""
         self._refresh_task(live_state)
