@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     session_ttl_s: int = Field(default=12 * 3600, description="A web sign-in lasts this long.")
     api_rate_limit: int = Field(default=600, description="Requests per minute per token/session.")
     api_max_body_bytes: int = Field(default=1_048_576, description="Largest request body accepted.")
+    login_rate_limit: int = Field(
+        default=10, ge=1, description="Sign-in attempts a minute per client address (UI and API)."
+    )
     api_threads: int = Field(
         default=2,
         ge=1,

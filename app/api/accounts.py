@@ -26,7 +26,6 @@ from app.settings import get_settings
 router = APIRouter(prefix="/api/v1")
 
 Id = Annotated[int, Path(ge=1, le=MAX_ID)]
-LOGINS_PER_MINUTE = 10
 
 
 def _account_error(exc: auth.AccountError) -> HTTPException:
@@ -40,7 +39,7 @@ def _account_error(exc: auth.AccountError) -> HTTPException:
 def login(body: LoginIn, request: Request, response: Response) -> SessionOut:
     """Open a web session: the secret is set as an HttpOnly cookie, never in the body."""
     client = request.client.host if request.client else "unknown"
-    retry_after = auth.check_login_rate(client, LOGINS_PER_MINUTE)
+    retry_after = auth.check_login_rate(client, get_settings().login_rate_limit)
     if retry_after is not None:
         raise HTTPException(
             status.HTTP_429_TOO_MANY_REQUESTS,

@@ -25,7 +25,6 @@ from app import auth
 from app.settings import get_settings
 
 LOGIN_ROUTE = "/login"
-LOGINS_PER_MINUTE = 10  # per client address, as the API's /auth/login
 CHECK_EVERY_S = 2.0  # a revoked, expired or disabled session stops working within this long
 # Event handlers that change something, by the start of their name: members and admins only
 # (every page state follows this naming, so a new page is covered without touching this file).
@@ -109,7 +108,7 @@ class AuthState(rx.State):
             self.login_error = "enter your username and password"
             return
         client = str(self.router.session.client_ip or "unknown")
-        if auth.check_login_rate(client, LOGINS_PER_MINUTE) is not None:
+        if auth.check_login_rate(client, get_settings().login_rate_limit) is not None:
             self.login_error = "too many sign-in attempts: wait a minute"
             return
         opened = auth.login(username, password)
