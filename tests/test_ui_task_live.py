@@ -201,6 +201,14 @@ def test_model_text_is_markdown_without_raw_html_or_tex(web_stack, web_user, bro
         assert not watched.errors, watched.errors
 
 
+def open_live_task(page, web_stack, user, task_id: int) -> None:  # noqa: ANN001
+    """Sign in, open the task's page and wait until it follows the task's live stream."""
+    sign_in(page, web_stack.url, user)
+    page.goto(f"{web_stack.url}/tasks/{task_id}")
+    expect(page.locator("#log-scroll")).to_have_attribute("data-following", "true", timeout=30_000)
+    page.wait_for_timeout(1500)  # the page's follower is reading the stream
+
+
 def test_log_follows_new_entries_until_the_reader_scrolls_up(
     web_stack,
     web_user,
@@ -224,11 +232,8 @@ def test_log_follows_new_entries_until_the_reader_scrolls_up(
 
     with open_page(browser, "desktop") as watched:
         page = watched.page
-        sign_in(page, web_stack.url, web_user)
-        page.goto(f"{web_stack.url}/tasks/{task_id}")
+        open_live_task(page, web_stack, web_user, task_id)
         scroller = page.locator("#log-scroll")
-        expect(scroller).to_have_attribute("data-following", "true", timeout=30_000)
-        page.wait_for_timeout(1500)  # the page's follower is reading the stream
         publish(0, 40)
         expect(page.locator("#event-log")).to_contain_text("line 39", timeout=30_000)
         page.wait_for_timeout(300)
@@ -272,12 +277,7 @@ def test_live_entries_keep_their_order_across_parts_and_when_the_parts_fill(
 
     with open_page(browser, "desktop") as watched:
         page = watched.page
-        sign_in(page, web_stack.url, web_user)
-        page.goto(f"{web_stack.url}/tasks/{task_id}")
-        expect(page.locator("#log-scroll")).to_have_attribute(
-            "data-following", "true", timeout=30_000
-        )
-        page.wait_for_timeout(1500)  # the page's follower is reading the stream
+        open_live_task(page, web_stack, web_user, task_id)
         say(range(24))
         live.publish(task_id, ToolUseEvent(attempt=1, id="call-1", name="Bash", input={}))
         say(range(24, 29))  # the call closed the first part: these start the second

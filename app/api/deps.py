@@ -33,7 +33,7 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # SQLite has one writer at a time and makes the others sleep and try again (its busy handler
 # backs off up to 100 ms a try): with the thread pool's 40 threads writing at once, a create's
 # p99 was ~1 s at 50 clients, ~0.25 s with 2 (bench/api_profile.py --clients 50). On SQLite the
-# API's writes take turns in this many threads; other databases use the whole thread pool.
+# API's writes take turns in this many threads; other databases use the API's thread pool.
 SQLITE_WRITE_THREADS = 2
 # FastAPI runs a plain `def` route, a sync dependency and run_in_threadpool in anyio's default
 # thread pool, 40 threads. Under load those 40 threads mostly fight for the GIL: listing 50 tasks
