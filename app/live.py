@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from redis import Redis
+from redis.client import Pipeline
 
 from app.events import Event, StatusEvent, parse_event
 from app.queue import get_redis
@@ -28,9 +29,15 @@ def publish(
     to store the event before publishing it); a stream an earlier task left under the same task
     id (a deleted task, an earlier database) is dropped first.
     """
-    redis = redis or get_redis()
+    pipe = (redis or get_redis()).pipeline(transaction=False)
+    publish_on(pipe, task_id, event, first_id)
+    stream_id = pipe.execute()[0 if first_id is None else 1]
+    return stream_id.decode() if isinstance(stream_id, bytes) else stream_id
+
+
+def publish_on(pipe: Pipeline, task_id: int, event: Event, first_id: str | None = None) -> None:
+    """Queue `publish`'s commands on a pipeline the caller executes (with more of its own)."""
     payload = event.model_dump_json()
-    pipe = redis.pipeline(transaction=False)
     if first_id is not None:
         pipe.delete(task_stream(task_id))
     pipe.xadd(
@@ -47,8 +54,6 @@ def publish(
             maxlen=GLOBAL_MAXLEN,
             approximate=True,
         )
-    stream_id = pipe.execute()[0 if first_id is None else 1]
-    return stream_id.decode() if isinstance(stream_id, bytes) else stream_id
 
 
 def _decode(entries) -> list[tuple[str, Event]]:  # noqa: ANN001

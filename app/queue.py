@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from functools import lru_cache
 
 from redis import Redis
+from redis.client import Pipeline
 from rq import Callback, Queue, Retry
 from rq.defaults import RQ_KEY_PREFIX
 from rq.exceptions import NoSuchJobError
@@ -121,22 +122,34 @@ def global_gate_for(repo: str | None) -> int:
 
 
 def enqueue_task(
-    task_id: int, priority: str, run: int, max_attempts: int, repo: str | None = None
+    task_id: int,
+    priority: str,
+    run: int,
+    max_attempts: int,
+    repo: str | None = None,
+    pipeline: Pipeline | None = None,
 ) -> str:
     """Put a task run on its priority queue; RQ's Retry re-runs it on retryable failures.
 
     `run` numbers the enqueue (first run, manual retry, follow-up) so each has its own job id;
     `max_attempts` is what is left of the task's attempts for this run, the first included.
+    `pipeline`: a transaction in MULTI holding the caller's commands to run first, executed
+    here: one round trip and one MULTI with the job's own. RQ places a rate-limited job itself,
+    so for one of those the caller's commands run first, on their own.
     """
     settings = get_settings()
     retries = max(0, max_attempts - 1)
     retry = Retry(max=retries, interval=backoff_intervals(retries)) if retries else None
+    rate_limit = rate_limit_for(repo)
+    if pipeline is not None and rate_limit is not None:
+        pipeline.execute()
+        pipeline = None
     job = get_queue(priority).enqueue(
         RUN_TASK,
         task_id,
         job_id=job_id_for(task_id, run),
         retry=retry,
-        rate_limit=rate_limit_for(repo),
+        rate_limit=rate_limit,
         meta={GLOBAL_GATE: gate} if (gate := global_gate_for(repo)) else None,
         job_timeout=(settings.task_timeout_s + 120),
         result_ttl=86_400,
@@ -144,7 +157,10 @@ def enqueue_task(
         description=f"task {task_id}",
         on_failure=Callback("worker.jobs.on_job_failure", timeout=30),
         on_stopped=Callback("worker.jobs.on_job_stopped", timeout=30),
+        pipeline=pipeline,
     )
+    if pipeline is not None:
+        pipeline.execute()
     return job.id
 
 

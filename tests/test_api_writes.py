@@ -40,6 +40,36 @@ def test_a_stream_left_under_a_new_tasks_id_is_dropped(env):
     assert [e.stream_id for e in service.list_events(task.id)] == [streamed[0][0]]
 
 
+def test_a_created_task_reads_back_as_it_was_answered(api, accounts):
+    headers = accounts["member"].headers
+    body = {"prompt": "Fix the bug\n\nin detail", "repo": None, "priority": "high"}
+    created = api.post("/api/v1/tasks", json=body, headers=headers)
+    assert created.status_code == 201
+    read = api.get(f"/api/v1/tasks/{created.json()['id']}", headers=headers)
+    assert created.json() == read.json()
+    assert read.json()["title"] == "Fix the bug" and read.json()["status"] == "queued"
+
+
+def test_a_create_redis_refuses_leaves_nothing_behind(api, accounts, monkeypatch):
+    from sqlmodel import func, select
+
+    from app.db import session_scope
+    from app.models import Task, TaskEvent
+    from app.settings import get_settings
+    from tests.conftest import free_port
+
+    monkeypatch.setenv("TASKDECK_REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")
+    get_settings.cache_clear()
+    refused = api.post(
+        "/api/v1/tasks", json={"prompt": "no queue"}, headers=accounts["member"].headers
+    )
+    assert refused.status_code == 503
+    assert "queue is unavailable" in refused.json()["detail"]
+    with session_scope() as session:
+        assert session.exec(select(func.count()).select_from(Task)).one() == 0
+        assert session.exec(select(func.count()).select_from(TaskEvent)).one() == 0
+
+
 @pytest.mark.skipif(TEST_DB != "sqlite", reason="other databases use the whole thread pool")
 def test_api_writes_on_sqlite_take_turns(env, accounts, monkeypatch):
     from app.api import create_api

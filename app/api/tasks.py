@@ -45,9 +45,9 @@ STREAM_ID = r"^[0-9]{1,20}-[0-9]{1,20}$"
 StatusName = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
 
-def _json(model: BaseModel) -> Response:
+def _json(model: BaseModel, status_code: int = status.HTTP_200_OK) -> Response:
     """The model as JSON, serialized once by pydantic (not validated again on the way out)."""
-    return Response(model.model_dump_json(), media_type="application/json")
+    return Response(model.model_dump_json(), status_code, media_type="application/json")
 
 
 def _not_found(task_id: int) -> HTTPException:
@@ -71,10 +71,10 @@ async def _write(task_id: int, action: Callable[[], TaskOut]) -> TaskOut:
 
 
 @router.post("/tasks", response_model=TaskOut, status_code=status.HTTP_201_CREATED)
-async def create_task(body: TaskCreate, _: Writer) -> TaskOut:
+async def create_task(body: TaskCreate, _: Writer) -> Response:
     """Submit a task: stored as `queued` and put on its priority queue."""
     try:
-        return await run_write(lambda: service.create_task(body))
+        return _json(await run_write(lambda: service.create_task(body)), status.HTTP_201_CREATED)
     except service.QueueUnavailable as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from exc
 
