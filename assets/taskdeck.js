@@ -1,7 +1,33 @@
-// Taskdeck page helpers (plain DOM, no framework): keyboard submit and the log's auto-scroll.
+// Taskdeck page helpers (plain DOM, no framework): keyboard submit, the log's auto-scroll, and
+// Radix Themes' root colour-scheme rule without :has().
 (function () {
   if (window.__taskdeck) return;
   window.__taskdeck = true;
+
+  // Radix Themes gives the root its colour scheme with `:root:where(:has(.radix-themes[data-is-
+  // root-theme=true]:where(.light,...)))`. A :has() on the root makes Chromium check the root's
+  // style again on every DOM insertion anywhere in the page: 0.7 ms of style work per new log
+  // entry in the task page's traces. Reflex puts the resolved theme on <html> as a class (light
+  // or dark) with the same colour scheme, so the rule keyed on that class does the same job.
+  var ROOT_HAS = /:root:where\(:has\(\.radix-themes\[data-is-root-theme="?true"?\]:where\(([^()]*)\)\)\)/g;
+  function unhasRules(rules) {
+    for (var i = 0; i < rules.length; i++) {
+      var rule = rules[i];
+      if (rule.cssRules) unhasRules(rule.cssRules);
+      if (rule.selectorText && rule.selectorText.indexOf(":has(.radix-themes") !== -1) {
+        rule.selectorText = rule.selectorText.replace(ROOT_HAS, ":root:where($1)");
+      }
+    }
+  }
+  function unhasSheets() {
+    for (var i = 0; i < document.styleSheets.length; i++) {
+      var sheet = document.styleSheets[i];
+      if (sheet.__taskdeckUnhas) continue;
+      try { unhasRules(sheet.cssRules); sheet.__taskdeckUnhas = true; } catch (e) { /* not ours */ }
+    }
+  }
+  unhasSheets();
+  window.addEventListener("load", unhasSheets);
 
   // Ctrl+Enter / Cmd+Enter submits the form the focus is in (forms marked data-keyboard-submit).
   document.addEventListener("keydown", function (event) {
@@ -48,6 +74,7 @@
     el.dataset.following = "true";
   });
   setInterval(function () {
+    unhasSheets();  // a stylesheet a later page brought
     var el = document.getElementById("log-scroll");
     if (el) attach(el);
   }, 300);

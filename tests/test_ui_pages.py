@@ -175,6 +175,18 @@ def test_alert_banner_shows_a_high_failure_rate(web_stack, web_user, browser, st
         seed_tasks(3 * finished + 20, "alertmark recovery")  # the rate back down for the others
 
 
+ROOT_SCHEME_SELECTORS = """() => {
+  const out = [];
+  const walk = (rules) => { for (const r of rules) {
+    if (r.cssRules) walk(r.cssRules);
+    if (r.selectorText && r.selectorText.includes(":root") && r.style
+        && r.style.getPropertyValue("color-scheme")) out.push(r.selectorText);
+  } };
+  for (const sheet of document.styleSheets) { try { walk(sheet.cssRules); } catch (e) {} }
+  return out;
+}"""
+
+
 def test_color_mode_toggles_to_dark(web_stack, web_user, browser):
     with open_page(browser, "desktop") as watched:
         page = watched.page
@@ -188,4 +200,9 @@ def test_color_mode_toggles_to_dark(web_stack, web_user, browser):
         if not was_dark:
             expect(page.locator("#chart-finished .js-plotly-plot")).to_be_visible(timeout=30_000)
             watched.screenshot("dashboard-dark")
+        # Radix's root colour-scheme rule is keyed on <html>'s theme class, not on a :has()
+        # (which made every DOM insertion re-check the root's style; assets/taskdeck.js)
+        selectors = page.evaluate(ROOT_SCHEME_SELECTORS)
+        assert selectors and not any(":has(.radix-themes" in s for s in selectors), selectors
+        assert any(":root:where(.dark" in s for s in selectors), selectors
         assert not watched.errors, watched.errors
