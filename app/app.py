@@ -8,7 +8,7 @@ import reflex as rx
 
 from app import metrics
 from app.api import create_api
-from app.api.deps import limit_api_threads
+from app.api.deps import tune_api_process
 from app.pages.dashboard import dashboard
 from app.pages.login import login_page
 from app.pages.new_task import new_task_page
@@ -44,7 +44,7 @@ app.add_page(new_task_page, route="/new", title="New task | Taskdeck", on_load=N
 app.add_page(queues_page, route="/queues", title="Queues | Taskdeck", on_load=QueuesState.load)
 app.add_page(users_page, route="/users", title="Users | Taskdeck", on_load=UsersState.load)
 app.add_page(health_page, route="/health", title="Health | Taskdeck", on_load=HealthState.load)
-app.register_lifespan_task(limit_api_threads)  # the API's thread pool: see app/api/deps.py
+app.register_lifespan_task(tune_api_process)  # thread pool and GC: see app/api/deps.py
 app.register_lifespan_task(metrics.run_forever)  # samples metrics + checks alerts (one at a time)
 
 if os.environ.get("TASKDECK_BENCH_PAGES") == "1":  # the bare pipe of bench/live_latency.py

@@ -6,6 +6,7 @@ echoed input (a refused password must not come back), a generic 500, and request
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,7 +18,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import DataError
 
 from app.api.accounts import router as accounts_router
-from app.api.deps import limit_api_threads
+from app.api.deps import tune_api_process
 from app.api.engine import router as engine_router
 from app.api.system import RequestMetrics
 from app.api.system import router as system_router
@@ -83,8 +84,9 @@ def server_error(request: Request, exc: Exception) -> JSONResponse:
 @asynccontextmanager
 async def lifespan(_api: FastAPI) -> AsyncIterator[None]:
     """Run on its own (granian, tests); mounted in Reflex, app/app.py does the same."""
-    await limit_api_threads()
+    await tune_api_process()
     yield
+    gc.unfreeze()  # a process that goes on (tests): what start-up froze can be collected again
 
 
 def create_api() -> FastAPI:
