@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from app import live
-from app.db import aware, get_engine, session_scope
+from app.db import aware, get_read_engine, session_scope
 from app.events import Event, StatusEvent
 from app.models import (
     Attempt,
@@ -179,7 +179,7 @@ _TASK_OUT_BY_ID = select(*(Task.__table__.c[name] for name in TaskOut.model_fiel
 
 def get_task(task_id: int) -> TaskOut:
     """One task, or TaskNotFound."""
-    with get_engine().connect() as conn:
+    with get_read_engine().connect() as conn:
         row = conn.execute(_TASK_OUT_BY_ID, {"task_id": task_id}).mappings().first()
     if row is None:
         raise TaskNotFound(task_id)
@@ -668,7 +668,7 @@ def list_task_summaries(
         query = query.where(or_(_TASK.title.ilike(like), _TASK.prompt.ilike(like)))
     if before_id:
         query = query.where(_TASK.id < before_id)
-    with get_engine().connect() as conn:
+    with get_read_engine().connect() as conn:
         rows = conn.execute(query).all()
     next_cursor = str(rows[limit - 1].id) if len(rows) > limit else None
     # One validation of the whole page, of plain dicts (pydantic reads a RowMapping field by
