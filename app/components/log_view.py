@@ -88,6 +88,15 @@ def log_entry(item) -> rx.Component:  # noqa: ANN001
     return log_entry_memo(**{name: item[name] for name in FIELDS})
 
 
+@rx.memo
+def log_entries_memo(entries: rx.Var[list[dict[str, str]]]) -> rx.Component:
+    """A list of entries (the stored conversation, or one live part) as a memoized component:
+    it renders again only when its own list changes. Every part reads the one TaskLogState, so
+    without it each new entry re-ran the map of every part, all entries on the page (the cost
+    grew with the conversation: bench/live_latency.py's 10-tab figures with 500 events)."""
+    return rx.foreach(entries, log_entry)
+
+
 def model_text(item, class_name: str) -> rx.Component:  # noqa: ANN001
     """The model's text: markdown when it has markdown in it, else plain text (a markdown render
     is the costliest part of a new entry, and most short messages have none)."""
@@ -138,8 +147,8 @@ def log_view(events, parts, typing, typing_markdown) -> rx.Component:  # noqa: A
     return rx.fragment(
         rx.box(
             rx.box(  # a plain block, not a flex column: appending stays cheap with 1,000s
-                rx.foreach(events, log_entry),
-                *[rx.foreach(part, log_entry) for part in parts],
+                log_entries_memo(entries=events),
+                *[log_entries_memo(entries=part) for part in parts],
                 rx.cond(
                     typing != "",
                     rx.box(
