@@ -2,6 +2,7 @@
 
 import reflex as rx
 
+from app.radix_css import TaskdeckThemePlugin
 from app.settings import get_settings
 
 settings = get_settings()
@@ -12,6 +13,6 @@ config = rx.Config(
     db_url=settings.database_url,
     telemetry_enabled=False,
     show_built_with_reflex=False,
-    plugins=[rx.plugins.RadixThemesPlugin(theme=rx.theme(accent_color="indigo", radius="medium"))],
+    plugins=[TaskdeckThemePlugin(theme=rx.theme(accent_color="indigo", radius="medium"))],
     disable_plugins=[rx.plugins.SitemapPlugin],
 )

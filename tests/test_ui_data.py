@@ -279,3 +279,17 @@ def test_redis_down_is_red_with_the_reason(env, monkeypatch):
     get_settings.cache_clear()
     check = health.check_redis()
     assert check["level"] == "red" and "no answer" in check["reason"]
+
+
+def test_follow_loops_ask_for_open_tabs_without_growing_sys_path():
+    """Every follow loop asks whether its tab is still open once per read; Reflex's get_app()
+    puts the working directory on sys.path again on each call, so asking must not call it."""
+    import sys
+
+    from app.state.base import client_connected
+
+    assert client_connected("no-such-tab") is False  # the real app's socket namespace
+    before = list(sys.path)
+    for _ in range(50):
+        assert client_connected("no-such-tab") is False
+    assert sys.path == before

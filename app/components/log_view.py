@@ -97,6 +97,12 @@ def log_entries_memo(entries: rx.Var[list[dict[str, str]]]) -> rx.Component:
     return rx.foreach(entries, log_entry)
 
 
+def log_part(entries) -> rx.Component:  # noqa: ANN001
+    """One list of entries in a block of its own (class log-part): once it has scrolled out of
+    sight the browser skips its layout and paint (content-visibility in assets/taskdeck.css)."""
+    return rx.el.div(log_entries_memo(entries=entries), class_name="log-part")
+
+
 def model_text(item, class_name: str) -> rx.Component:  # noqa: ANN001
     """The model's text: markdown when it has markdown in it, else plain text (a markdown render
     is the costliest part of a new entry, and most short messages have none)."""
@@ -147,8 +153,8 @@ def log_view(events, parts, typing, typing_markdown) -> rx.Component:  # noqa: A
     return rx.fragment(
         rx.box(
             rx.box(  # a plain block, not a flex column: appending stays cheap with 1,000s
-                log_entries_memo(entries=events),
-                *[log_entries_memo(entries=part) for part in parts],
+                log_part(events),
+                *[log_part(part) for part in parts],
                 rx.cond(
                     typing != "",
                     rx.box(

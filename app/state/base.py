@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 
 import reflex as rx
 
@@ -11,12 +12,19 @@ from app.settings import get_settings
 ALERT_POLL_S = 5.0
 
 
+@functools.cache
+def _reflex_app():  # noqa: ANN202
+    """The running Reflex app, looked up once: `get_app()` puts the working directory on
+    sys.path again on every call, and the follow loops ask for each event they read."""
+    from reflex.utils.prerequisites import get_app
+
+    return get_app().app
+
+
 def client_connected(token: str) -> bool:
     """Whether the browser tab of this state token still has a live websocket."""
     try:
-        from reflex.utils.prerequisites import get_app
-
-        namespace = get_app().app.event_namespace
+        namespace = _reflex_app().event_namespace
         return namespace is None or token in namespace.token_to_sid
     except Exception:
         return True
