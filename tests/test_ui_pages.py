@@ -201,7 +201,7 @@ def test_color_mode_toggles_to_dark(web_stack, web_user, browser):
             expect(page.locator("#chart-finished .js-plotly-plot")).to_be_visible(timeout=30_000)
             watched.screenshot("dashboard-dark")
         # Radix's root colour-scheme rule is keyed on <html>'s theme class, not on a :has()
-        # (which made every DOM insertion re-check the root's style; assets/taskdeck.js)
+        # (which made every DOM insertion re-check the root's style; app/radix_css.py)
         selectors = page.evaluate(ROOT_SCHEME_SELECTORS)
         assert selectors and not any(":has(.radix-themes" in s for s in selectors), selectors
         assert any(":root:where(.dark" in s for s in selectors), selectors
