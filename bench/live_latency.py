@@ -211,9 +211,15 @@ def make_user(stack: Stack) -> tuple[str, str]:
 
 
 def running_tasks(count: int) -> list[int]:
-    """Task rows marked running (no job: the events come from this process, as a worker's)."""
+    """Task rows marked running, their events coming from this process as from a worker's run.
+
+    This process also holds each task's lease (app.queue.TaskLock), as the run would: without
+    it the reconciler finds a running task with no job and no lease ("worker lost") and puts it
+    back on its queue, and the stack's worker then runs it for real (a `claude` process and its
+    events) in the middle of the measurement."""
     from app.db import session_scope
     from app.models import Task, utcnow
+    from app.queue import TaskLock
 
     rows = [
         Task(
@@ -228,7 +234,10 @@ def running_tasks(count: int) -> list[int]:
     ]
     with session_scope() as session:
         session.add_all(rows)
-    return [row.id for row in rows]
+    ids = [row.id for row in rows]
+    for task_id in ids:
+        TaskLock(task_id, ttl_s=6 * 3600).acquire()
+    return ids
 
 
 class Publisher(threading.Thread):
