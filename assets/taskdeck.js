@@ -42,7 +42,9 @@
       lastTop = top;
       if (el.dataset.following !== following) el.dataset.following = following;
     }, { passive: true });
-    new MutationObserver(function () { follow(el); })
+    // queueMicrotask: the scroll (and the layout it forces) comes after every observer of the
+    // mutation has run, still before the frame.
+    new MutationObserver(function () { queueMicrotask(function () { follow(el); }); })
       .observe(log, { childList: true, subtree: true, characterData: true });
     new ResizeObserver(function () { follow(el); }).observe(log);
   }
