@@ -15,7 +15,7 @@ import time
 
 import reflex as rx
 
-from app import live_hub, service
+from app import live, service
 from app.diff_display import DiffFile, diff_files
 from app.events import TextDeltaEvent, TextEvent
 from app.presenters import (
@@ -76,22 +76,18 @@ class TaskLiveState(rx.State):
             token = self.router.session.client_token
         page = f"/tasks/{task_id}"
         checked = 0.0
-        stream = live_hub.hub().follow(task_id, after)  # one Redis read serves every open page
-        try:
-            while client_connected(token):
-                entries = await stream.read(timeout_s=1.0)
-                async with self:
-                    if self._follower != me:
-                        return  # the tab loaded another task (or this one again)
-                    now = time.monotonic()
-                    if not entries or now - checked > SHOWN_CHECK_S:  # reading the URL costs
-                        checked = now
-                        if self.router.url.path.rstrip("/") != page:
-                            return  # the tab moved to another page
-                    if entries:
-                        await self._apply(entries)
-        finally:
-            stream.leave()
+        while client_connected(token):
+            entries = await live.aread(task_id, after, block_ms=1000)
+            async with self:
+                if self._follower != me:
+                    return  # the tab loaded another task (or this one again)
+                now = time.monotonic()
+                if not entries or now - checked > SHOWN_CHECK_S:  # reading the URL costs
+                    checked = now
+                    if self.router.url.path.rstrip("/") != page:
+                        return  # the tab moved to another page
+                if entries:
+                    after = await self._apply(entries)
 
     async def _apply(self, entries: list) -> str:
         """Add new stream entries to the page; return the last stream id."""
