@@ -283,14 +283,15 @@ def test_live_entries_keep_their_order_across_parts_and_when_the_parts_fill(
         say(range(24, 29))  # the call closed the first part: these start the second
         live.publish(task_id, ToolResultEvent(attempt=1, tool_use_id="call-1", output="done"))
         log = page.locator("#event-log")
+        entries = log.locator(":scope > .log-part > .log-entry")
         expect(log.locator(".tool-call")).to_have_attribute("data-state", "ok", timeout=30_000)
-        expect(log.locator(":scope > .log-part > .log-entry")).to_have_count(30, timeout=30_000)
+        expect(entries).to_have_count(30, timeout=30_000)
 
         say(range(29, 1029))  # past 1,000 entries in the parts
         expect(log).to_contain_text("line 1028", timeout=60_000)
-        expect(log.locator(":scope > .log-part > .log-entry")).to_have_count(1030, timeout=30_000)
+        expect(entries).to_have_count(1030, timeout=30_000)
         texts = log.locator(".assistant-text").all_inner_texts()
         assert texts == [f"line {n}" for n in range(1029)]
         expect(log.locator(".tool-call")).to_have_attribute("data-state", "ok", timeout=30_000)
-        assert log.locator(":scope > .log-part > .log-entry").nth(24).get_attribute("data-kind") == "tool_use"
+        assert entries.nth(24).get_attribute("data-kind") == "tool_use"
         assert not watched.errors, watched.errors
