@@ -34,12 +34,18 @@
     el.scrollTop = el.scrollHeight;
     // Only a move up stops the following: by the time the scroll event of our own jump to the
     // end arrives, newer entries may have grown the log again (not at the bottom, yet following).
-    var lastTop = el.scrollTop;
+    // A move up while the log's height changed is the layout settling, not the reader: a part
+    // of the log that was never shown (entries that came while the reader was up the page)
+    // takes its real size only once shown after a jump to the end, and the browser moves the
+    // scroll position with it; the log then goes back to its end.
+    var lastTop = el.scrollTop, lastHeight = el.scrollHeight;
     el.addEventListener("scroll", function () {
-      var top = el.scrollTop, following = el.dataset.following;
-      if (top < lastTop - 1) following = "false";
+      var top = el.scrollTop, height = el.scrollHeight, following = el.dataset.following;
+      if (top < lastTop - 1 && height === lastHeight) following = "false";
       else if (atBottom(el)) following = "true";
-      lastTop = top;
+      else if (following === "true") follow(el);
+      lastTop = el.scrollTop;
+      lastHeight = height;
       if (el.dataset.following !== following) el.dataset.following = following;
     }, { passive: true });
     // queueMicrotask: the scroll (and the layout it forces) comes after every observer of the

@@ -13,11 +13,13 @@ machine's wall clock):
              (app/pages/bench_pipe.py) -> the text in the DOM.
 
 Each runs 1 tab following 1 running task, then 10 tabs following 10 of 20 running tasks, every
-task receiving `--events` events at `--rate` per second. Prints p50/p95/p99 (ms) and the ratio
-Taskdeck / bare pipe. A benchmark, not a test: it prints figures and never fails on them.
+task receiving `--events` events at `--rate` per second, in `--rounds` rounds where the two paths
+take turns (the load of this machine drifts over minutes; taking turns gives both the same
+drift). Prints p50/p95/p99 (ms) of all rounds pooled, the ratio Taskdeck / bare pipe, and each
+round's ratio. A benchmark, not a test: it prints figures and never fails on them.
 
-    .venv/bin/python bench/live_latency.py            # 500 events at 20/s (about 3 minutes)
-    .venv/bin/python bench/live_latency.py --events 100
+    .venv/bin/python bench/live_latency.py            # 500 events at 20/s, 3 rounds (~10 min)
+    .venv/bin/python bench/live_latency.py --events 100 --rounds 1 --only 10
 """
 
 from __future__ import annotations
@@ -309,6 +311,7 @@ def run_case(
             tab.wait_for_timeout(1500)  # the page's follower is reading the stream
             tab.evaluate(OBSERVER_JS, "#event-log")
     publisher = Publisher(targets, events, rate, bare)
+    print(f"    publishing {events} events to each of {streams} streams ...", flush=True)
     publisher.start()
     publisher.join()
     time.sleep(2.0)
@@ -330,6 +333,16 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=500, help="events per task stream")
     parser.add_argument("--rate", type=float, default=20.0, help="events per second per stream")
     parser.add_argument("--only", choices=["1", "10"], help="run only the 1-tab or 10-tab case")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="rounds per case, the two paths taking turns (this machine's load drifts: a "
+        "single run of each can differ by 2x)",
+    )
+    parser.add_argument(
+        "--path", choices=["bare", "taskdeck"], help="measure only the bare pipe or only Taskdeck"
+    )
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -341,6 +354,7 @@ def main() -> None:
     user = make_user(stack)
     results: dict[tuple[str, str], list[float]] = {}
     at_socket: dict[tuple[str, str], list[float]] = {}
+    rounds: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(
@@ -351,12 +365,18 @@ def main() -> None:
             if args.only:
                 cases = [case for case in cases if str(case[1]) == args.only]
             for label, tabs, streams in cases:
-                for bare in (True, False):
-                    name = "bare pipe" if bare else "taskdeck"
-                    print(f"  {name:9}  {label} ...", flush=True)
-                    results[(name, label)], at_socket[(name, label)] = run_case(
-                        browser, stack, user, tabs, streams, args.events, args.rate, bare
-                    )
+                for round_no in range(1, args.rounds + 1):
+                    for bare in (True, False):
+                        if args.path and bare != (args.path == "bare"):
+                            continue
+                        name = "bare pipe" if bare else "taskdeck"
+                        print(f"  {name:9}  {label}, round {round_no} ...", flush=True)
+                        seen, server = run_case(
+                            browser, stack, user, tabs, streams, args.events, args.rate, bare
+                        )
+                        results.setdefault((name, label), []).extend(seen)
+                        at_socket.setdefault((name, label), []).extend(server)
+                        rounds.setdefault((name, label), []).append(percentiles(seen))
             browser.close()
     finally:
         stack.stop()
@@ -376,10 +396,20 @@ def main() -> None:
         print(f"{name:10} {label:18} {len(values):6d} {p50:8.1f} {p95:8.1f} {p99:8.1f}")
     print()
     for label in {label for _, label in results}:
+        if ("taskdeck", label) not in results or ("bare pipe", label) not in results:
+            continue
         ours = percentiles(results[("taskdeck", label)])
         bare = percentiles(results[("bare pipe", label)])
         ratio = " ".join(f"{a / b:.2f}x" if b else "-" for a, b in zip(ours, bare, strict=True))
-        print(f"taskdeck / bare pipe, {label}: p50 p95 p99 = {ratio}")
+        print(f"taskdeck / bare pipe, {label}: p50 p95 p99 = {ratio}  (all rounds pooled)")
+        for n, (ours_n, bare_n) in enumerate(
+            zip(rounds[("taskdeck", label)], rounds[("bare pipe", label)], strict=False), 1
+        ):
+            ratio = " ".join(
+                f"{a:.1f}/{b:.1f}={a / b:.2f}x" if b else "-"
+                for a, b in zip(ours_n, bare_n, strict=True)
+            )
+            print(f"  round {n}: p50 p95 p99 = {ratio}")
     print(
         json.dumps(
             {f"{n} | {c}": [round(x, 2) for x in percentiles(v)] for (n, c), v in results.items()}

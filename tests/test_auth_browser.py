@@ -4,10 +4,14 @@
 from __future__ import annotations
 
 import re
+import threading
+import time
+import urllib.request
 
 from playwright.sync_api import expect
 
 from tests.conftest import VIEWPORTS, create_account, sign_in
+from tests.ui_fixtures import stack_env  # noqa: F401  (fixture)
 
 VIEWER = ("browser-viewer", "viewer-password")
 
@@ -92,3 +96,51 @@ def test_tokens_page_creates_a_token_once_and_revokes_it(web_stack, web_user, br
     expect(row).to_have_attribute("data-status", "revoked")
     assert api.get(web_stack.url + "/api/v1/auth/me", headers=bearer).status == 401
     context.close()
+
+
+SLOW = ("slow-hash-member", "slow-hash-password")
+
+
+def test_a_sign_in_does_not_stop_the_live_pages(web_stack, browser, stack_env):  # noqa: F811
+    """The password check (argon2, slow on purpose) runs off the event loop that every open
+    tab's live updates share. The account's hash is made ~1 s to check (argon2 keeps its cost
+    in the hash); /ping, answered by that same loop, must keep answering during the sign-in."""
+    from argon2 import PasswordHasher
+    from sqlmodel import select
+
+    from app.db import session_scope
+    from app.models import User
+
+    create_account(web_stack, SLOW, "member")
+    slow_hash = PasswordHasher(time_cost=40).hash(SLOW[1])
+    started = time.perf_counter()
+    PasswordHasher().verify(slow_hash, SLOW[1])
+    check_s = time.perf_counter() - started
+    with session_scope() as session:
+        user = session.exec(select(User).where(User.username == SLOW[0])).one()
+        user.password_hash = slow_hash
+        session.add(user)
+
+    context = browser.new_context(viewport=VIEWPORTS["desktop"])
+    page = context.new_page()
+    page.goto(web_stack.url + "/login")
+    expect(page.locator("#login-submit")).to_be_enabled(timeout=60_000)
+    waits: list[float] = []
+    stop = threading.Event()
+
+    def ping() -> None:
+        while not stop.is_set():
+            sent = time.perf_counter()
+            with urllib.request.urlopen(web_stack.url + "/ping", timeout=30):
+                waits.append(time.perf_counter() - sent)
+            time.sleep(0.01)
+
+    pinger = threading.Thread(target=ping, daemon=True)
+    pinger.start()
+    sign_in(page, web_stack.url, SLOW)
+    stop.set()
+    pinger.join(30)
+    assert "/login" not in page.url
+    context.close()
+    assert len(waits) > 10
+    assert max(waits) < check_s / 2, (max(waits), check_s)

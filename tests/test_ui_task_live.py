@@ -264,12 +264,17 @@ def test_live_entries_keep_their_order_across_parts_and_when_the_parts_fill(
     browser,
     stack_env,  # noqa: F811
 ):
-    """New entries go into parts of 25 (app/state/task_detail.py); a tool result finds its call
-    in an earlier part; when the parts hold 1,000 entries they join the stored conversation."""
+    """New entries go into parts of PART_SIZE (app/state/task_detail.py), each a state of its
+    own; a tool result finds its call in an earlier part; when the parts hold 1,000 entries they
+    join the stored conversation."""
     from app import live
     from app.events import TextEvent, ToolResultEvent, ToolUseEvent
+    from app.state.task_detail import LIVE_PARTS, PART_SIZE
 
     (task_id,) = seed_tasks(1, "long task", status="running", finished_at=None)
+    call = PART_SIZE - 1  # the tool call closes the first part
+    later = call + 1 + PART_SIZE // 2  # text entries before the result: the second part
+    total = PART_SIZE * LIVE_PARTS + 14  # past what the parts hold
 
     def say(numbers) -> None:  # noqa: ANN001
         for n in numbers:
@@ -278,20 +283,20 @@ def test_live_entries_keep_their_order_across_parts_and_when_the_parts_fill(
     with open_page(browser, "desktop") as watched:
         page = watched.page
         open_live_task(page, web_stack, web_user, task_id)
-        say(range(24))
+        say(range(call))
         live.publish(task_id, ToolUseEvent(attempt=1, id="call-1", name="Bash", input={}))
-        say(range(24, 29))  # the call closed the first part: these start the second
+        say(range(call, later - 1))  # these start the second part
         live.publish(task_id, ToolResultEvent(attempt=1, tool_use_id="call-1", output="done"))
         log = page.locator("#event-log")
         entries = log.locator(":scope > .log-part > .log-entry")
         expect(log.locator(".tool-call")).to_have_attribute("data-state", "ok", timeout=30_000)
-        expect(entries).to_have_count(30, timeout=30_000)
+        expect(entries).to_have_count(later, timeout=30_000)
 
-        say(range(29, 1029))  # past 1,000 entries in the parts
-        expect(log).to_contain_text("line 1028", timeout=60_000)
-        expect(entries).to_have_count(1030, timeout=30_000)
+        say(range(later - 1, total))
+        expect(log).to_contain_text(f"line {total - 1}", timeout=60_000)
+        expect(entries).to_have_count(total + 1, timeout=30_000)
         texts = log.locator(".assistant-text").all_inner_texts()
-        assert texts == [f"line {n}" for n in range(1029)]
+        assert texts == [f"line {n}" for n in range(total)]
         expect(log.locator(".tool-call")).to_have_attribute("data-state", "ok", timeout=30_000)
-        assert entries.nth(24).get_attribute("data-kind") == "tool_use"
+        assert entries.nth(call).get_attribute("data-kind") == "tool_use"
         assert not watched.errors, watched.errors

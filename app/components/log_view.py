@@ -91,9 +91,9 @@ def log_entry(item) -> rx.Component:  # noqa: ANN001
 @rx.memo
 def log_entries_memo(entries: rx.Var[list[dict[str, str]]]) -> rx.Component:
     """A list of entries (the stored conversation, or one live part) as a memoized component:
-    it renders again only when its own list changes. Every part reads the one TaskLogState, so
-    without it each new entry re-ran the map of every part, all entries on the page (the cost
-    grew with the conversation: bench/live_latency.py's 10-tab figures with 500 events)."""
+    it renders again only when its own list changes, not when another var of its state does
+    (the stored conversation shares TaskDetailState with the task row, refreshed on every
+    status change)."""
     return rx.foreach(entries, log_entry)
 
 

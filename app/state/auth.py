@@ -9,6 +9,7 @@ whatever its buttons show.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 from urllib.parse import quote
@@ -100,8 +101,11 @@ class AuthState(rx.State):
         return principal
 
     @rx.event
-    def login(self, form: dict[str, Any]):
-        """Check the credentials; open a session and go to the page asked for (or home)."""
+    async def login(self, form: dict[str, Any]):
+        """Check the credentials; open a session and go to the page asked for (or home).
+
+        The password check (argon2: ~50-250 ms of CPU by design) runs in a thread: in the event
+        loop it stopped every open tab's live updates for that long on each sign-in."""
         username = str(form.get("username") or "").strip()
         password = str(form.get("password") or "")
         if not username or not password:
@@ -111,7 +115,7 @@ class AuthState(rx.State):
         if auth.check_login_rate(client, get_settings().login_rate_limit) is not None:
             self.login_error = "too many sign-in attempts: wait a minute"
             return
-        opened = auth.login(username, password)
+        opened = await asyncio.to_thread(auth.login, username, password)
         if opened is None:
             self.login_error = "invalid username or password"
             return

@@ -1,12 +1,13 @@
 """State of one task's page: the task, its attempts and its event log, live from Redis.
 
-Three state classes, because the browser re-renders every component that reads a state class
+Several state classes, because the browser re-renders every component that reads a state class
 when any of that class's vars changes, and Reflex sends a changed var whole:
 TaskDetailState holds what changes rarely (the task, attempts, the conversation stored before the
-page opened), TaskLogState the entries that arrive while the page is open, PART_SIZE to a var, so
-a new entry re-sends its part only and no entry ever moves to another list (the browser mounts
-each once), and TaskLiveState what changes with every event (the text being typed, the turn,
-the tokens).
+page opened); the entries that arrive while the page is open go to the log parts, TaskLogPart0
+... TaskLogPart{LIVE_PARTS - 1}, PART_SIZE entries each, filled in order, each a state class of
+its own: a new entry re-sends its part only, re-renders only its part's list, and no entry ever
+moves to another list (the browser mounts each once); TaskLiveState holds what changes with
+every event (the text being typed, the turn, the tokens) and the loop that follows the stream.
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ from app.presenters import (
 from app.schemas import FollowUpCreate, TaskEventOut
 from app.state.base import client_connected
 
-PART_SIZE = 25  # entries per TaskLogState part
-LIVE_PARTS = 40  # parts; when all are full (1,000 entries) they move into TaskDetailState.events
+PART_SIZE = 10  # entries per log part
+LIVE_PARTS = 100  # log parts; when all are full (1,000 entries) they join TaskDetailState.events
 SHOWN_CHECK_S = 0.5  # how often a busy follower checks that its tab still shows the task
 REFRESH_TYPES = {"status", "result", "diff", "progress", "init"}
 
@@ -43,9 +44,9 @@ def unwrapped(value):  # noqa: ANN001, ANN201
 class TaskLiveState(rx.State):
     """The fast-changing part of a task page, and the loop that follows the task's stream.
 
-    The loop lives here so that an ordinary event dirties (and so re-sends and stores) only
-    this small state and one part of TaskLogState; TaskDetailState is touched when the parts are
-    full or the task row must be read again."""
+    The loop lives here so that an ordinary event dirties (and so re-sends) only one log part,
+    and this small state when the typing, the turn or the tokens change; TaskDetailState is
+    touched when the parts are full or the task row must be read again."""
 
     typing: str = ""
     turn: int = 0
@@ -54,6 +55,7 @@ class TaskLiveState(rx.State):
     _task_id: int = 0
     _after: str = "0"  # the newest stream id shown
     _follower: int = 0  # bumped by every page load: an older loop sees it and stops
+    _logged: int = 0  # entries in the log parts
 
     @rx.var
     def typing_markdown(self) -> bool:
@@ -87,13 +89,18 @@ class TaskLiveState(rx.State):
                     if self.router.url.path.rstrip("/") != page:
                         return  # the tab moved to another page
                 if entries:
-                    after = await self._apply(entries)
+                    # The state itself, not the background task's proxy of it: `async with
+                    # self` holds the lock, and through the proxy every read and write
+                    # re-checks it and wraps lists in proxies of their own (about a third of
+                    # `_apply`'s time: py-spy, 10 tabs).
+                    after = await unwrapped(self)._apply(entries)
 
     async def _apply(self, entries: list) -> str:
-        """Add new stream entries to the page; return the last stream id."""
+        """Add new stream entries to the page; return the last stream id.
+
+        Called on the state instance under the follow loop's lock (not on its proxy)."""
         refresh = False
         new: list[dict[str, str]] = []  # entries for the log
-        log = await self.get_state(TaskLogState)
         detail = None
         after = ""
         for stream_id, event in entries:
@@ -120,69 +127,78 @@ class TaskLiveState(rx.State):
             if event.type == "progress":
                 self.turn, self.max_turns = event.turn, event.max_turns
             elif event.type == "tool_result":  # fold it into its call, wherever that is
-                if not (attach_result(new, item) or log._attach(item)):
+                if not (attach_result(new, item) or await self._attach_to_log(item)):
                     detail = detail or await self.get_state(TaskDetailState)
                     if not attach_result(detail.events, item):
                         new.append(event_item(item))
             else:
                 new.append(event_item(item))
             refresh = refresh or event.type in REFRESH_TYPES
-        while new := log._add(new):  # the parts are full: they join the stored conversation
+        while new := await self._add_to_log(new):
+            # Every part is full: their entries join the stored conversation.
             detail = detail or await self.get_state(TaskDetailState)
-            detail.events = [*unwrapped(detail.events), *log._clear()]
+            detail.events = [*unwrapped(detail.events), *await self._take_log()]
         if refresh:
             detail = detail or await self.get_state(TaskDetailState)
             detail._refresh_task(self)
         self._after = after
         return after
 
-
-class TaskLogState(rx.State):
-    """The entries that arrived while the page is open, in parts `part_0` ... (added below),
-    PART_SIZE entries each, filled in order."""
-
-    _count: int = 0  # entries in the parts
-
-    def _names(self) -> list[str]:
-        """The parts in use, oldest first."""
-        return [f"part_{n}" for n in range(-(-self._count // PART_SIZE))]
-
-    def _add(self, items: list[dict[str, str]]) -> list[dict[str, str]]:
-        """Append entries to the parts; return those that did not fit (every part full)."""
-        while items and self._count < PART_SIZE * LIVE_PARTS:
-            part, used = divmod(self._count, PART_SIZE)
-            name = f"part_{part}"
+    async def _add_to_log(self, items: list[dict[str, str]]) -> list[dict[str, str]]:
+        """Append entries to the log parts; return those that did not fit (every part full)."""
+        while items and self._logged < PART_SIZE * LIVE_PARTS:
+            index, used = divmod(self._logged, PART_SIZE)
+            part = await self.get_state(LOG_PARTS[index])
             chunk, items = items[: PART_SIZE - used], items[PART_SIZE - used :]
-            setattr(self, name, [*unwrapped(getattr(self, name)), *chunk])
-            self._count += len(chunk)
+            part.entries = [*unwrapped(part.entries), *chunk]
+            self._logged += len(chunk)
         return items
 
-    def _attach(self, result: TaskEventOut) -> bool:
-        """Fold a tool result into its call in a part (newest first); False if none has it."""
-        for name in reversed(self._names()):
-            entries = list(unwrapped(getattr(self, name)))
+    async def _attach_to_log(self, result: TaskEventOut) -> bool:
+        """Fold a tool result into its call in a log part (newest first); False if none has it."""
+        for index in range(-(-self._logged // PART_SIZE) - 1, -1, -1):
+            part = await self.get_state(LOG_PARTS[index])
+            entries = list(unwrapped(part.entries))
             if attach_result(entries, result):
-                setattr(self, name, entries)
+                part.entries = entries
                 return True
         return False
 
-    def _clear(self) -> list[dict[str, str]]:
-        """Empty the parts; return their entries, oldest first."""
+    async def _take_log(self) -> list[dict[str, str]]:
+        """Empty the log parts; return their entries, oldest first."""
         entries: list[dict[str, str]] = []
-        for name in self._names():
-            entries += unwrapped(getattr(self, name))
-            setattr(self, name, [])
-        self._count = 0
+        for index in range(-(-self._logged // PART_SIZE)):
+            part = await self.get_state(LOG_PARTS[index])
+            entries += unwrapped(part.entries)
+            part.entries = []
+        self._logged = 0
         return entries
 
 
-for _n in range(LIVE_PARTS):
-    TaskLogState.add_var(f"part_{_n}", list[dict[str, str]], [])
+class TaskLogPart(rx.State, mixin=True):
+    """One part of the live log (TaskLiveState fills the parts in order, PART_SIZE entries each).
+
+    Each part is a state class of its own (TaskLogPart0 ... below) because the browser notifies
+    every reader of a state when any var of it changes: with all parts in one state, each new
+    entry re-rendered the reader of every part (40 of them; 200 parts made the 10-tab p95 of
+    bench/live_latency.py ten times slower), now only its own part's list."""
+
+    entries: list[dict[str, str]] = []
+
+
+def _log_part_class(number: int) -> type[TaskLogPart]:
+    name = f"TaskLogPart{number}"
+    cls = type(name, (TaskLogPart, rx.State), {"__module__": __name__, "__qualname__": name})
+    globals()[name] = cls  # importable by name: the Redis state manager pickles states
+    return cls
+
+
+LOG_PARTS: list[type[TaskLogPart]] = [_log_part_class(n) for n in range(LIVE_PARTS)]
 
 
 def log_parts() -> list[rx.Var]:
-    """The parts' vars, in order (for the page's log view)."""
-    return [getattr(TaskLogState, f"part_{n}") for n in range(LIVE_PARTS)]
+    """The log parts' entries, in order (for the page's log view)."""
+    return [part.entries for part in LOG_PARTS]
 
 
 class TaskDetailState(rx.State):
@@ -190,7 +206,7 @@ class TaskDetailState(rx.State):
 
     task_id: int = 0
     task: dict[str, str] = {}
-    events: list[dict[str, str]] = []  # the conversation before TaskLogState's parts
+    events: list[dict[str, str]] = []  # the conversation before the log parts
     attempts: list[dict[str, str]] = []
     not_found: bool = False
     follow_up_text: str = ""
@@ -235,7 +251,7 @@ class TaskDetailState(rx.State):
         """Page load: the stored history, then follow the live stream from where it ends."""
         live_state = await self.get_state(TaskLiveState)
         live_state._clear()
-        (await self.get_state(TaskLogState))._clear()
+        await live_state._take_log()
         self.task_id = self._task_id_from_url()
         self.events, self.action_error = [], ""
         self._refresh_task(live_state)
