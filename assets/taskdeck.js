@@ -37,14 +37,14 @@
     // A move up while the log's height changed is the layout settling, not the reader: a part
     // of the log that was never shown (entries that came while the reader was up the page)
     // takes its real size only once shown after a jump to the end, and the browser moves the
-    // scroll position with it; the log then goes back to its end.
+    // scroll position with it; the ResizeObserver then takes the log back to its end. (No
+    // scrolling from this handler: a scroll here costs another layout and frame per event.)
     var lastTop = el.scrollTop, lastHeight = el.scrollHeight;
     el.addEventListener("scroll", function () {
       var top = el.scrollTop, height = el.scrollHeight, following = el.dataset.following;
       if (top < lastTop - 1 && height === lastHeight) following = "false";
       else if (atBottom(el)) following = "true";
-      else if (following === "true") follow(el);
-      lastTop = el.scrollTop;
+      lastTop = top;
       lastHeight = height;
       if (el.dataset.following !== following) el.dataset.following = following;
     }, { passive: true });

@@ -317,6 +317,7 @@ def run_case(
     time.sleep(2.0)
     latencies: list[float] = []
     server: list[float] = []
+    by_hundred: dict[int, list[float]] = {}  # does the cost grow with the conversation?
     for target, tab in zip(targets, pages, strict=False):
         stamps = publisher.stamps[target]
         for key, out in (("__seen", latencies), ("__ws", server)):
@@ -324,7 +325,16 @@ def run_case(
             for seq, at in tab.evaluate(f"window.{key}"):
                 first.setdefault(seq, at)
             out += [at - stamps[seq] for seq, at in first.items() if seq in stamps]
+            if key == "__seen":
+                for seq, at in first.items():
+                    if seq in stamps:
+                        by_hundred.setdefault(seq // 100, []).append(at - stamps[seq])
     context.close()
+    print(
+        "    p95 by event number (per 100): "
+        + " ".join(f"{percentiles(v)[1]:.1f}" for _, v in sorted(by_hundred.items())),
+        flush=True,
+    )
     return latencies, server
 
 

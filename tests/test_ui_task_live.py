@@ -258,6 +258,28 @@ def test_log_follows_new_entries_until_the_reader_scrolls_up(
         assert not watched.errors, watched.errors
 
 
+def test_log_keeps_following_a_long_live_run(web_stack, web_user, browser, stack_env):  # noqa: F811
+    """Nobody scrolls: 300 entries at 20 a second, as a busy task sends them. The log must still
+    be at its end afterwards (it once stopped by itself: the browser moving the scroll position
+    while parts of the log took their size was taken for the reader scrolling up)."""
+    from app import live
+    from app.events import TextEvent
+
+    (task_id,) = seed_tasks(1, "busy task", status="running", finished_at=None)
+    with open_page(browser, "desktop") as watched:
+        page = watched.page
+        open_live_task(page, web_stack, web_user, task_id)
+        scroller = page.locator("#log-scroll")
+        for n in range(300):
+            live.publish(task_id, TextEvent(attempt=1, text=f"line {n}"))
+            time.sleep(0.05)
+        expect(page.locator("#event-log")).to_contain_text("line 299", timeout=30_000)
+        page.wait_for_timeout(300)
+        assert scroller.get_attribute("data-following") == "true"
+        assert scroller.evaluate("e => e.scrollHeight - e.scrollTop - e.clientHeight") < 48
+        assert not watched.errors, watched.errors
+
+
 def test_live_entries_keep_their_order_across_parts_and_when_the_parts_fill(
     web_stack,
     web_user,
