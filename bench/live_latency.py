@@ -329,6 +329,12 @@ def run_case(
                 for seq, at in first.items():
                     if seq in stamps:
                         by_hundred.setdefault(seq // 100, []).append(at - stamps[seq])
+    if not bare:  # a log that stopped following scrolls no more: cheaper, and wrong
+        following = [
+            tab.evaluate("() => document.getElementById('log-scroll').dataset.following")
+            for tab in pages
+        ]
+        print(f"    tabs still following their log: {following.count('true')} of {len(pages)}")
     context.close()
     print(
         "    p95 by event number (per 100): "
