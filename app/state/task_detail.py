@@ -53,7 +53,7 @@ class TaskLiveState(rx.State):
     max_turns: int = 0
     usage: dict[str, str] = {}  # the running attempt's tokens and cost so far (usage events)
     _task_id: int = 0
-    _after: str = "0"  # the newest stream id shown
+    _after: str = "0"  # where the follow loop starts reading (set by the page load)
     _follower: int = 0  # bumped by every page load: an older loop sees it and stops
     _logged: int = 0  # entries in the log parts
 
@@ -141,8 +141,11 @@ class TaskLiveState(rx.State):
         if refresh:
             detail = detail or await self.get_state(TaskDetailState)
             detail._refresh_task(self)
-        self._after = after
         return after
+
+    def _parts_in_use(self) -> range:
+        """The indexes of the log parts holding entries, oldest first."""
+        return range(-(-self._logged // PART_SIZE))
 
     async def _add_to_log(self, items: list[dict[str, str]]) -> list[dict[str, str]]:
         """Append entries to the log parts; return those that did not fit (every part full)."""
@@ -156,7 +159,7 @@ class TaskLiveState(rx.State):
 
     async def _attach_to_log(self, result: TaskEventOut) -> bool:
         """Fold a tool result into its call in a log part (newest first); False if none has it."""
-        for index in range(-(-self._logged // PART_SIZE) - 1, -1, -1):
+        for index in reversed(self._parts_in_use()):
             part = await self.get_state(LOG_PARTS[index])
             entries = list(unwrapped(part.entries))
             if attach_result(entries, result):
@@ -167,7 +170,7 @@ class TaskLiveState(rx.State):
     async def _take_log(self) -> list[dict[str, str]]:
         """Empty the log parts; return their entries, oldest first."""
         entries: list[dict[str, str]] = []
-        for index in range(-(-self._logged // PART_SIZE)):
+        for index in self._parts_in_use():
             part = await self.get_state(LOG_PARTS[index])
             entries += unwrapped(part.entries)
             part.entries = []
