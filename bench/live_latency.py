@@ -15,8 +15,10 @@ machine's wall clock):
 Each runs 1 tab following 1 running task, then 10 tabs following 10 of 20 running tasks, every
 task receiving `--events` events at `--rate` per second, in `--rounds` rounds where the two paths
 take turns (the load of this machine drifts over minutes; taking turns gives both the same
-drift). Prints p50/p95/p99 (ms) of all rounds pooled, the ratio Taskdeck / bare pipe, and each
-round's ratio. A benchmark, not a test: it prints figures and never fails on them.
+drift). Prints p50/p95/p99 (ms) of all rounds pooled, the ratio Taskdeck / bare pipe, each
+round's ratio, and the CPU time each group of processes (renderers, the GPU process, the rest of
+the browser, the stack, redis-server) used per event shown while the events were published.
+A benchmark, not a test: it prints figures and never fails on them.
 
     .venv/bin/python bench/live_latency.py            # 500 events at 20/s, 3 rounds (~10 min)
     .venv/bin/python bench/live_latency.py --events 100 --rounds 1 --only 10
@@ -179,6 +181,48 @@ class Stack:
             self.redis.wait(10)
 
 
+CPU_GROUPS = ("renderers", "GPU process", "browser, other", "Taskdeck stack", "redis-server")
+
+
+def cpu_seconds(stack: Stack) -> dict[str, float]:
+    """CPU time (user + system, s) used so far by each group of processes: Chromium's renderers,
+    its GPU process (it composites the frames), the rest of the browser, the stack (`python -m
+    app.stack` and what it started: the Reflex backend, the workers) and redis-server."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parent: dict[int, int] = {}
+    group_of: dict[int, str] = {}
+    seconds: dict[int, float] = {}
+    for name in filter(str.isdigit, os.listdir("/proc")):
+        pid = int(name)
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue  # gone meanwhile
+        fields = stat.rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+        parent[pid] = int(fields[1])
+        seconds[pid] = (int(fields[11]) + int(fields[12])) / tick
+        if "chrom" in command:
+            group_of[pid] = (
+                "renderers"
+                if "--type=renderer" in command
+                else "GPU process"
+                if "--type=gpu-process" in command
+                else "browser, other"
+            )
+        elif stack.redis and pid == stack.redis.pid:
+            group_of[pid] = "redis-server"
+    used = dict.fromkeys(CPU_GROUPS, 0.0)
+    for pid, spent in seconds.items():
+        ancestor = pid
+        while ancestor > 1 and not (stack.app and ancestor == stack.app.pid):
+            ancestor = parent.get(ancestor, 0)
+        group = "Taskdeck stack" if ancestor > 1 else group_of.get(pid)
+        if group:
+            used[group] += spent
+    return used
+
+
 def use_stack_settings(stack: Stack) -> None:
     """Point this process's app.* modules at the stack's database and Redis."""
     for key in ("TASKDECK_REDIS_URL", "TASKDECK_DATABASE_URL"):
@@ -280,8 +324,9 @@ def run_case(
     events: int,
     rate: float,  # noqa: ANN001
     bare: bool,
-) -> list[float]:
-    """Open `tabs` pages, publish to `streams` streams, return every latency seen (ms)."""
+) -> tuple[list[float], list[float], dict[str, float]]:
+    """Open `tabs` pages, publish to `streams` streams; return every latency seen (ms), the
+    same until the websocket message, and the CPU used per event shown (ms, by process group)."""
     from app.pages.bench_pipe import pipe_stream
     from app.queue import get_redis
 
@@ -312,8 +357,11 @@ def run_case(
             tab.evaluate(OBSERVER_JS, "#event-log")
     publisher = Publisher(targets, events, rate, bare)
     print(f"    publishing {events} events to each of {streams} streams ...", flush=True)
+    before = cpu_seconds(stack)
     publisher.start()
     publisher.join()
+    after = cpu_seconds(stack)
+    cpu = {group: (after[group] - before[group]) * 1000 / (events * tabs) for group in CPU_GROUPS}
     time.sleep(2.0)
     latencies: list[float] = []
     server: list[float] = []
@@ -341,7 +389,7 @@ def run_case(
         + " ".join(f"{percentiles(v)[1]:.1f}" for _, v in sorted(by_hundred.items())),
         flush=True,
     )
-    return latencies, server
+    return latencies, server, cpu
 
 
 def main() -> None:
@@ -371,6 +419,7 @@ def main() -> None:
     results: dict[tuple[str, str], list[float]] = {}
     at_socket: dict[tuple[str, str], list[float]] = {}
     rounds: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
+    cpu_used: dict[tuple[str, str], list[dict[str, float]]] = {}
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(
@@ -387,12 +436,13 @@ def main() -> None:
                             continue
                         name = "bare pipe" if bare else "taskdeck"
                         print(f"  {name:9}  {label}, round {round_no} ...", flush=True)
-                        seen, server = run_case(
+                        seen, server, cpu = run_case(
                             browser, stack, user, tabs, streams, args.events, args.rate, bare
                         )
                         results.setdefault((name, label), []).extend(seen)
                         at_socket.setdefault((name, label), []).extend(server)
                         rounds.setdefault((name, label), []).append(percentiles(seen))
+                        cpu_used.setdefault((name, label), []).append(cpu)
             browser.close()
     finally:
         stack.stop()
@@ -410,6 +460,11 @@ def main() -> None:
     for (name, label), values in at_socket.items():
         p50, p95, p99 = percentiles(values)
         print(f"{name:10} {label:18} {len(values):6d} {p50:8.1f} {p95:8.1f} {p99:8.1f}")
+    print("\nCPU per event shown, while publishing (ms; mean of the rounds)")
+    print(f"{'path':10} {'case':18} " + " ".join(f"{group:>15}" for group in CPU_GROUPS))
+    for (name, label), runs in cpu_used.items():
+        means = [statistics.fmean(run[group] for run in runs) for group in CPU_GROUPS]
+        print(f"{name:10} {label:18} " + " ".join(f"{mean:15.2f}" for mean in means))
     print()
     for label in {label for _, label in results}:
         if ("taskdeck", label) not in results or ("bare pipe", label) not in results:
