@@ -280,6 +280,40 @@ def test_log_keeps_following_a_long_live_run(web_stack, web_user, browser, stack
         assert not watched.errors, watched.errors
 
 
+def test_a_running_tasks_log_does_not_push_the_page_down(
+    web_stack,
+    web_user,
+    browser,
+    stack_env,  # noqa: F811
+):
+    """While the task runs its log has its full height at once: new entries fill it, and what
+    comes below (the follow-up box) stays where it was. A finished task's short conversation
+    keeps a short box, on a phone as on a desktop."""
+    from app import live
+    from app.events import TextEvent
+
+    (running,) = seed_tasks(1, "growing task", status="running", finished_at=None)
+    (finished,) = seed_tasks(1, "finished task")
+    for viewport in ("desktop", "phone"):
+        with open_page(browser, viewport) as watched:
+            page = watched.page
+            open_live_task(page, web_stack, web_user, running)
+            height = page.viewport_size["height"]
+            box = page.locator("#log-scroll").bounding_box()
+            assert box["height"] >= 0.69 * height, box
+            below = page.locator("#follow-up").bounding_box()["y"]
+            for n in range(5):
+                live.publish(running, TextEvent(attempt=1, text=f"{viewport} line {n}"))
+            expect(page.locator("#event-log")).to_contain_text(f"{viewport} line 4")
+            assert page.locator("#follow-up").bounding_box()["y"] == below
+            assert not watched.errors, watched.errors
+
+            page.goto(f"{web_stack.url}/tasks/{finished}")
+            expect(page.locator("#log-scroll")).to_have_attribute("data-live", "false")
+            assert page.locator("#log-scroll").bounding_box()["height"] < 0.3 * height
+            assert not watched.errors, watched.errors
+
+
 def test_live_entries_keep_their_order_across_parts_and_when_the_parts_fill(
     web_stack,
     web_user,

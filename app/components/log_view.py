@@ -147,9 +147,11 @@ def log_entry_view(item) -> rx.Component:  # noqa: ANN001
     )
 
 
-def log_view(events, parts, typing, typing_markdown) -> rx.Component:  # noqa: ANN001
+def log_view(events, parts, typing, typing_markdown, live) -> rx.Component:  # noqa: ANN001
     """The scrolling conversation (`events`, then each list of `parts`) plus the text being
-    typed (rendered as markdown once it has markdown in it), and a "jump to latest" button."""
+    typed (rendered as markdown once it has markdown in it), and a "jump to latest" button.
+    While `live` (the task runs) the log has its full height from the start, so the page below
+    it does not move down with each new entry (assets/taskdeck.css)."""
     return rx.fragment(
         rx.box(
             rx.box(  # a plain block, not a flex column: appending stays cheap with 1,000s
@@ -171,6 +173,7 @@ def log_view(events, parts, typing, typing_markdown) -> rx.Component:  # noqa: A
                 width="100%",
             ),
             id="log-scroll",
+            data_live=rx.cond(live, "true", "false"),
         ),
         rx.button(
             rx.icon("arrow-down", size=14),
