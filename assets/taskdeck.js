@@ -14,31 +14,55 @@
 
   // Auto-scroll of #log-scroll: follow new entries while the reader is at the bottom; stop as
   // soon as they scroll up (data-following="false" shows the "jump to latest" button).
-  // New entries: a MutationObserver scrolls right after React's commit, before the frame, so
-  // the scroll event is dispatched in the same frame that shows the entry. (Scrolling from a
-  // ResizeObserver, after the frame's layout, cost a second frame per event only to dispatch
-  // the scroll event: ~0.5 ms of main thread.) The ResizeObserver stays for growth without a
-  // DOM change (an opened tool call, a late font); by then the log is at the bottom already
-  // and setting the same scrollTop again is free.
-  var NEAR = 48;
+  //
+  // A running task's log (data-live="true") turns pages instead of moving up by each new
+  // entry: its scroll height is held at a "floor" (the min-height of #event-log) and new
+  // entries fill the room above it; when they pass it, the log moves up at once, keeping the
+  // last quarter of the view in sight, as a pager does. The text being read stands still, and a
+  // new entry changes only its own pixels on screen, not the whole box (a scroll repaints and
+  // composites all of it), and costs no script: #event-log keeps its size, so the
+  // ResizeObserver is called only when the entries pass the floor (after layout, before paint:
+  // the same frame shows the turned page). An IntersectionObserver on the end of the log
+  // catches the rarer shrink (a tool call folded up) that leaves the view short of entries.
+  // A finished task's log simply keeps its end in sight.
+  var NEAR = 48, KEEP = 0.25;
   function atBottom(el) { return el.scrollHeight - el.scrollTop - el.clientHeight < NEAR; }
-  function follow(el) {
-    if (el.dataset.following === "true") el.scrollTop = el.scrollHeight;
+  function setFloor(el, log, floor) {
+    el.__floor = floor;
+    log.style.minHeight = floor ? floor + "px" : "";
+  }
+  // fresh: the reader arrives at the end (page open, "jump to latest"): fill the view with the
+  // latest entries rather than turn a page.
+  function follow(el, fresh) {
+    if (el.dataset.following !== "true") return;
+    var log = document.getElementById("event-log"), end = document.getElementById("log-end");
+    if (!log) return;
+    if (el.dataset.live !== "true" || !end) {
+      if (el.__floor) setFloor(el, log, 0);
+      el.scrollTop = el.scrollHeight;
+      return;
+    }
+    var view = el.clientHeight, bottom = end.offsetTop, floor = el.__floor || 0;
+    if (fresh || !floor) setFloor(el, log, Math.max(bottom, view));
+    else if (bottom > floor || bottom < floor - view) {
+      setFloor(el, log, Math.max(bottom + Math.round(view * (1 - KEEP)), view));
+    }
+    el.scrollTop = el.__floor - view;
   }
   function attach(el) {
     if (el.__taskdeckScroll) return;
-    var log = document.getElementById("event-log");
-    if (!log) return;
+    var log = document.getElementById("event-log"), end = document.getElementById("log-end");
+    if (!log || !end) return;
     el.__taskdeckScroll = true;
     el.dataset.following = "true";
-    el.scrollTop = el.scrollHeight;
-    // Only a move up stops the following: by the time the scroll event of our own jump to the
+    follow(el, true);
+    // Only a move up stops the following: by the time the scroll event of our own move to the
     // end arrives, newer entries may have grown the log again (not at the bottom, yet following).
     // A move up while the log's height changed is the layout settling, not the reader: a part
     // of the log that was never shown (entries that came while the reader was up the page)
     // takes its real size only once shown after a jump to the end, and the browser moves the
     // scroll position with it; the ResizeObserver then takes the log back to its end. (No
-    // scrolling from this handler: a scroll here costs another layout and frame per event.)
+    // scrolling from this handler: a scroll here costs another layout and frame.)
     var lastTop = el.scrollTop, lastHeight = el.scrollHeight;
     el.addEventListener("scroll", function () {
       var top = el.scrollTop, height = el.scrollHeight, following = el.dataset.following;
@@ -48,18 +72,20 @@
       lastHeight = height;
       if (el.dataset.following !== following) el.dataset.following = following;
     }, { passive: true });
-    // queueMicrotask: the scroll (and the layout it forces) comes after every observer of the
-    // mutation has run, still before the frame.
-    new MutationObserver(function () { queueMicrotask(function () { follow(el); }); })
-      .observe(log, { childList: true, subtree: true, characterData: true });
     new ResizeObserver(function () { follow(el); }).observe(log);
+    new IntersectionObserver(function (seen) {
+      if (!seen[seen.length - 1].isIntersecting) follow(el);
+    }, { root: el }).observe(end);
+    // The task starting or ending (data-live) changes how the log follows.
+    new MutationObserver(function () { follow(el, true); })
+      .observe(el, { attributes: true, attributeFilter: ["data-live"] });
   }
   document.addEventListener("click", function (event) {
     var button = event.target && event.target.closest && event.target.closest("#jump-latest");
     var el = document.getElementById("log-scroll");
     if (!button || !el) return;
-    el.scrollTop = el.scrollHeight;
     el.dataset.following = "true";
+    follow(el, true);
   });
   setInterval(function () {
     var el = document.getElementById("log-scroll");

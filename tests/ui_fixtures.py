@@ -63,7 +63,11 @@ def open_page(browser, viewport: str, color_scheme: str = "light") -> Iterator[W
 
 
 def seed_tasks(count: int, title: str, **fields) -> list[int]:  # noqa: ANN003
-    """Insert finished tasks straight into the database (rows only, no jobs); their ids."""
+    """Insert finished tasks straight into the database (rows only, no jobs); their ids.
+
+    A task seeded as running also gets its lease (app.queue.TaskLock), as a worker's run would
+    hold it: without one the reconciler takes it for a run whose worker was lost and puts it
+    back on its queue, and the stack's worker runs it to its end in the middle of the test."""
     from app.db import session_scope
     from app.models import Task, utcnow
 
@@ -83,4 +87,10 @@ def seed_tasks(count: int, title: str, **fields) -> list[int]:  # noqa: ANN003
         rows.append(Task(**values))
     with session_scope() as session:
         session.add_all(rows)
-    return [row.id for row in rows]
+    ids = [row.id for row in rows]
+    if fields.get("status") == "running":
+        from app.queue import TaskLock
+
+        for task_id in ids:
+            TaskLock(task_id, ttl_s=3600).acquire()
+    return ids

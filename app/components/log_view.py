@@ -169,6 +169,7 @@ def log_view(events, parts, typing, typing_markdown, live) -> rx.Component:  # n
                         opacity="0.8",
                     ),
                 ),
+                rx.el.div(id="log-end"),  # where the log's content ends (assets/taskdeck.js)
                 id="event-log",
                 width="100%",
             ),
