@@ -22,6 +22,11 @@ A benchmark, not a test: it prints figures and never fails on them.
 
     .venv/bin/python bench/live_latency.py            # 500 events at 20/s, 3 rounds (~10 min)
     .venv/bin/python bench/live_latency.py --events 100 --rounds 1 --only 10
+    .venv/bin/python bench/live_latency.py --only 10 --warmup 100   # tabs past their first 100
+
+A freshly opened tab runs its first ~100 events' JavaScript before V8 has compiled it (with
+Chromium's `--js-flags=--always-sparkplug` the first hundred are as fast as the rest): `--warmup`
+publishes that many unmeasured events first, to measure tabs as they are after a while.
 """
 
 from __future__ import annotations
@@ -287,11 +292,17 @@ def running_tasks(count: int) -> list[int]:
 
 
 class Publisher(threading.Thread):
-    """Every 1/rate s, one event to each stream; remembers when each was made."""
+    """Every 1/rate s, one event to each stream; remembers when each was made. The first
+    `warmup` events of each stream are not measured (their text has no marker); `measuring` is
+    set when the measured ones start."""
 
-    def __init__(self, targets: list[int], events: int, rate: float, bare: bool) -> None:
+    def __init__(
+        self, targets: list[int], events: int, rate: float, bare: bool, warmup: int = 0
+    ) -> None:
         super().__init__(daemon=True)
         self.targets, self.events, self.rate, self.bare = targets, events, rate, bare
+        self.warmup = warmup
+        self.measuring = threading.Event()
         self.stamps: dict[int, dict[int, float]] = {t: {} for t in targets}
 
     def run(self) -> None:
@@ -302,15 +313,20 @@ class Publisher(threading.Thread):
 
         redis = get_redis()
         start = time.monotonic()
-        for seq in range(self.events):
+        for n in range(self.warmup + self.events):
+            seq = n - self.warmup  # the measured events are numbered from 0
+            if seq == 0:
+                self.measuring.set()
             for target in self.targets:
-                event = TextEvent(text=f"bench-{seq}-")
+                text = f"bench-{seq}-" if seq >= 0 else f"warm-up {n}"
+                event = TextEvent(text=text)
                 if self.bare:
-                    redis.xadd(pipe_stream(target), {"e": f"bench-{seq}-{event.ts}"}, maxlen=1000)
+                    redis.xadd(pipe_stream(target), {"e": f"{text}{event.ts}"}, maxlen=1000)
                 else:
                     live.publish(target, event, redis)
-                self.stamps[target][seq] = event.ts * 1000
-            pause = start + (seq + 1) / self.rate - time.monotonic()
+                if seq >= 0:
+                    self.stamps[target][seq] = event.ts * 1000
+            pause = start + (n + 1) / self.rate - time.monotonic()
             if pause > 0:
                 time.sleep(pause)
 
@@ -324,6 +340,7 @@ def run_case(
     events: int,
     rate: float,  # noqa: ANN001
     bare: bool,
+    warmup: int = 0,
 ) -> tuple[list[float], list[float], dict[str, float]]:
     """Open `tabs` pages, publish to `streams` streams; return every latency seen (ms), the
     same until the websocket message, and the CPU used per event shown (ms, by process group)."""
@@ -355,10 +372,11 @@ def run_case(
             tab.wait_for_selector("#event-log", state="attached", timeout=60_000)
             tab.wait_for_timeout(1500)  # the page's follower is reading the stream
             tab.evaluate(OBSERVER_JS, "#event-log")
-    publisher = Publisher(targets, events, rate, bare)
+    publisher = Publisher(targets, events, rate, bare, warmup)
     print(f"    publishing {events} events to each of {streams} streams ...", flush=True)
-    before = cpu_seconds(stack)
     publisher.start()
+    publisher.measuring.wait()
+    before = cpu_seconds(stack)
     publisher.join()
     after = cpu_seconds(stack)
     cpu = {group: (after[group] - before[group]) * 1000 / (events * tabs) for group in CPU_GROUPS}
@@ -397,6 +415,13 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=500, help="events per task stream")
     parser.add_argument("--rate", type=float, default=20.0, help="events per second per stream")
     parser.add_argument("--only", choices=["1", "10"], help="run only the 1-tab or 10-tab case")
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=0,
+        help="events per stream published before the measured ones, not measured (a fresh "
+        "tab's first ~100 events run its JavaScript before V8 has compiled it: slower)",
+    )
     parser.add_argument(
         "--rounds",
         type=int,
@@ -437,7 +462,15 @@ def main() -> None:
                         name = "bare pipe" if bare else "taskdeck"
                         print(f"  {name:9}  {label}, round {round_no} ...", flush=True)
                         seen, server, cpu = run_case(
-                            browser, stack, user, tabs, streams, args.events, args.rate, bare
+                            browser,
+                            stack,
+                            user,
+                            tabs,
+                            streams,
+                            args.events,
+                            args.rate,
+                            bare,
+                            args.warmup,
                         )
                         results.setdefault((name, label), []).extend(seen)
                         at_socket.setdefault((name, label), []).extend(server)
