@@ -24,7 +24,12 @@
   // ResizeObserver is called only when the entries pass the floor (after layout, before paint:
   // the same frame shows the turned page). An IntersectionObserver on the end of the log
   // catches the rarer shrink (a tool call folded up) that leaves the view short of entries.
-  // A finished task's log simply keeps its end in sight.
+  // A finished task's log simply keeps its end in sight. The reader opening or folding a tool
+  // call never moves the log: a call that now goes on below the view is being read, so the
+  // following stops there ("jump to latest" comes back to it); a fold that leaves the view
+  // empty fills it again with the latest entries. (While following, the browser's scroll
+  // anchoring is off, assets/taskdeck.css: it moved the view on a fold, which looked like the
+  // reader scrolling up.)
   var NEAR = 48, KEEP = 0.25;
   function atBottom(el) { return el.scrollHeight - el.scrollTop - el.clientHeight < NEAR; }
   function setFloor(el, log, floor) {
@@ -37,12 +42,24 @@
     if (el.dataset.following !== "true") return;
     var log = document.getElementById("event-log"), end = document.getElementById("log-end");
     if (!log) return;
-    if (el.dataset.live !== "true" || !end) {
+    var live = el.dataset.live === "true" && end;
+    var view = el.clientHeight, bottom = end ? end.offsetTop : el.scrollHeight;
+    if (el.__toggled && !fresh) {
+      var top = el.scrollTop;
+      if (bottom > top + view) {
+        if (live) setFloor(el, log, bottom);
+        el.dataset.following = "false";
+        return;
+      }
+      if (live && bottom >= top) return;
+      fresh = true;
+    }
+    if (!live) {
       if (el.__floor) setFloor(el, log, 0);
       el.scrollTop = el.scrollHeight;
       return;
     }
-    var view = el.clientHeight, bottom = end.offsetTop, floor = el.__floor || 0;
+    var floor = el.__floor || 0;
     if (fresh || !floor) setFloor(el, log, Math.max(bottom, view));
     else if (bottom > floor || bottom < floor - view) {
       setFloor(el, log, Math.max(bottom + Math.round(view * (1 - KEEP)), view));
@@ -80,6 +97,17 @@
     new MutationObserver(function () { follow(el, true); })
       .observe(el, { attributes: true, attributeFilter: ["data-live"] });
   }
+  // A click on a tool call's summary in the log: its toggle lays out in the next frame, where
+  // the observers call follow(); the mark lasts until the frame after.
+  document.addEventListener("click", function (event) {
+    var summary = event.target && event.target.closest && event.target.closest("#log-scroll summary");
+    var el = summary && document.getElementById("log-scroll");
+    if (!el) return;
+    el.__toggled = true;
+    requestAnimationFrame(function () {
+      requestAnimationFrame(function () { el.__toggled = false; });
+    });
+  });
   document.addEventListener("click", function (event) {
     var button = event.target && event.target.closest && event.target.closest("#jump-latest");
     var el = document.getElementById("log-scroll");

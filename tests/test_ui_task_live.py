@@ -328,6 +328,50 @@ def test_a_running_log_turns_pages_instead_of_moving_with_each_entry(
             assert not watched.errors, watched.errors
 
 
+def test_opening_a_tool_call_does_not_move_the_log(web_stack, web_user, browser, stack_env):  # noqa: F811
+    """The reader opens a long tool call at the end of a running log: it stays where it was and
+    the following stops there (new entries do not take the reader away); folding it again and
+    "jump to latest" bring the newest entry back in sight, following."""
+    from app import live
+    from app.events import TextEvent, ToolResultEvent, ToolUseEvent
+
+    (task_id,) = seed_tasks(1, "tool task", status="running", finished_at=None)
+    lines = "\n".join(f"line {n}" for n in range(60))
+    with open_page(browser, "desktop") as watched:
+        page = watched.page
+        open_live_task(page, web_stack, web_user, task_id)
+        scroller = page.locator("#log-scroll")
+        for n in range(12):
+            live.publish(task_id, TextEvent(attempt=1, text=f"before {n}"))
+        live.publish(task_id, ToolUseEvent(attempt=1, id="c1", name="Bash", input={"c": lines}))
+        live.publish(task_id, ToolResultEvent(attempt=1, tool_use_id="c1", output=lines))
+        call = page.locator("details.tool-call").last
+        expect(call).to_have_attribute("data-state", "ok", timeout=30_000)
+        page.wait_for_timeout(300)
+        assert scroller.evaluate(NEWEST_IN_SIGHT)
+        summary = call.locator("summary")
+        at = summary.bounding_box()["y"]
+
+        summary.click()
+        page.wait_for_timeout(300)
+        assert abs(summary.bounding_box()["y"] - at) <= 1, "opening the call moved the log"
+        expect(scroller).to_have_attribute("data-following", "false")
+        live.publish(task_id, TextEvent(attempt=1, text="while reading"))
+        expect(page.locator("#event-log")).to_contain_text("while reading", timeout=30_000)
+        page.wait_for_timeout(300)
+        assert abs(summary.bounding_box()["y"] - at) <= 1, "a new entry took the reader away"
+
+        summary.click()  # folded again
+        page.wait_for_timeout(300)
+        page.locator("#jump-latest").click()
+        expect(scroller).to_have_attribute("data-following", "true")
+        live.publish(task_id, TextEvent(attempt=1, text="after reading"))
+        expect(page.locator("#event-log")).to_contain_text("after reading", timeout=30_000)
+        page.wait_for_timeout(300)
+        assert scroller.evaluate(NEWEST_IN_SIGHT), "the newest entry is out of sight"
+        assert not watched.errors, watched.errors
+
+
 def test_a_running_tasks_log_does_not_push_the_page_down(
     web_stack,
     web_user,
