@@ -217,16 +217,24 @@ def test_three_worker_hosts_share_100_tasks_and_the_workers_page_shows_them(clus
 def test_two_app_processes_each_serve_a_live_task_page(cluster, browser):
     from app import service
 
-    # 20 text deltas 0.4 s apart: both pages must follow it while it runs.
-    task = service.create_task(
-        TaskCreate(prompt="Tell a slow story [scenario:slow] [delay:0.4]", max_turns=2)
-    )
-    pages = []
-    for app in cluster["apps"]:
-        page = browser.new_page(viewport=VIEWPORTS["phone"])
-        sign_in(page, app.url, WEB_USER)
-        page.goto(f"{app.url}/tasks/{task.id}")
-        pages.append(page)
+    # 20 text deltas 0.4 s apart: both pages must follow it while it runs. The queue is paused
+    # until both pages are open and show the task waiting, so a slow page load cannot miss the run.
+    service.pause_queue("default")
+    try:
+        task = service.create_task(
+            TaskCreate(prompt="Tell a slow story [scenario:slow] [delay:0.4]", max_turns=2)
+        )
+        pages = []
+        for app in cluster["apps"]:
+            page = browser.new_page(viewport=VIEWPORTS["phone"])
+            sign_in(page, app.url, WEB_USER)
+            page.goto(f"{app.url}/tasks/{task.id}")
+            expect(page.locator("#task-status")).to_have_attribute(
+                "data-status", "queued", timeout=90_000
+            )
+            pages.append(page)
+    finally:
+        service.resume_queue("default")
     for page in pages:  # live: each page sees the run start while it is open
         expect(page.locator("#task-status")).to_have_attribute(
             "data-status", "running", timeout=90_000
