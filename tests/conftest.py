@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -238,6 +239,19 @@ def wait_for_status(task_id: int, statuses: tuple[str, ...], timeout: float = 60
         interval=0.1,
         message=f"task {task_id} to reach {statuses}",
     )
+
+
+@contextmanager
+def queue_held(priority: str = "default") -> Iterator[None]:
+    """Keep a priority queue paused for the block: a task created inside it waits, so a browser
+    page opened meanwhile (slow on a loaded CI machine) cannot miss the run it means to watch."""
+    from app import service
+
+    service.pause_queue(priority)
+    try:
+        yield
+    finally:
+        service.resume_queue(priority)
 
 
 class WebStack:

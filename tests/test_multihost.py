@@ -31,6 +31,7 @@ from tests.conftest import (
     VIEWPORTS,
     RedisServer,
     free_port,
+    queue_held,
     sign_in,
     wait_for_status,
     wait_until,
@@ -219,8 +220,7 @@ def test_two_app_processes_each_serve_a_live_task_page(cluster, browser):
 
     # 20 text deltas 0.4 s apart: both pages must follow it while it runs. The queue is paused
     # until both pages are open and show the task waiting, so a slow page load cannot miss the run.
-    service.pause_queue("default")
-    try:
+    with queue_held():
         task = service.create_task(
             TaskCreate(prompt="Tell a slow story [scenario:slow] [delay:0.4]", max_turns=2)
         )
@@ -233,8 +233,6 @@ def test_two_app_processes_each_serve_a_live_task_page(cluster, browser):
                 "data-status", "queued", timeout=90_000
             )
             pages.append(page)
-    finally:
-        service.resume_queue("default")
     for page in pages:  # live: each page sees the run start while it is open
         expect(page.locator("#task-status")).to_have_attribute(
             "data-status", "running", timeout=90_000

@@ -9,7 +9,7 @@ import time
 
 from playwright.sync_api import expect
 
-from tests.conftest import sign_in, wait_for_status
+from tests.conftest import queue_held, sign_in, wait_for_status
 from tests.ui_fixtures import open_page, seed_tasks, stack_env  # noqa: F401  (fixture)
 
 PATCH = """diff --git a/src/app.py b/src/app.py
@@ -44,14 +44,18 @@ def test_tokens_and_cost_tick_during_a_slow_turn(web_stack, web_user, browser, s
     from app import service
     from app.schemas import TaskCreate
 
-    task = service.create_task(
-        TaskCreate(prompt="Count slowly [scenario:slow] [delay:0.6]", model="claude-sonnet-4-5")
-    )
     with open_page(browser, "desktop") as watched:
         page = watched.page
         sign_in(page, web_stack.url, web_user)
-        page.goto(f"{web_stack.url}/tasks/{task.id}")
-        status = page.locator("#task-status")
+        with queue_held():  # the run starts once the page shows the task waiting
+            task = service.create_task(
+                TaskCreate(
+                    prompt="Count slowly [scenario:slow] [delay:0.6]", model="claude-sonnet-4-5"
+                )
+            )
+            page.goto(f"{web_stack.url}/tasks/{task.id}")
+            status = page.locator("#task-status")
+            expect(status).to_have_attribute("data-status", "queued", timeout=60_000)
         expect(status).to_have_attribute("data-status", "running", timeout=60_000)
         expect(page.locator("#event-log .typing")).to_be_visible(timeout=60_000)
         expect(page.locator("#stat-cost")).to_have_text(re.compile(r"^~\$0\.\d{4}$"))
@@ -79,12 +83,14 @@ def test_task_card_shows_tokens_of_a_running_task(web_stack, web_user, browser, 
     from app import service
     from app.schemas import TaskCreate
 
-    task = service.create_task(TaskCreate(prompt="Card count [scenario:slow] [delay:0.6]"))
     with open_page(browser, "phone") as watched:
         page = watched.page
         sign_in(page, web_stack.url, web_user)
-        page.goto(f"{web_stack.url}/tasks")
-        card = page.locator(f".task-card[data-task-id='{task.id}']")
+        with queue_held():  # the run starts once the list shows the task waiting
+            task = service.create_task(TaskCreate(prompt="Card count [scenario:slow] [delay:0.6]"))
+            page.goto(f"{web_stack.url}/tasks")
+            card = page.locator(f".task-card[data-task-id='{task.id}']")
+            expect(card).to_have_attribute("data-status", "queued", timeout=60_000)
         expect(card).to_have_attribute("data-status", "running", timeout=60_000)
         tokens = card.locator(".task-tokens")
         expect(tokens).not_to_have_text("0 tokens", timeout=15_000)  # while it still runs
