@@ -89,7 +89,18 @@
       lastHeight = height;
       if (el.dataset.following !== following) el.dataset.following = following;
     }, { passive: true });
-    new ResizeObserver(function () { follow(el); }).observe(log);
+    // A page turn sets a new floor, which resizes the log inside this very callback: observed
+    // still, that resize could only be reported in the next frame, and the browser raises "loop
+    // completed with undelivered notifications" (an error event, which Reflex sends to the
+    // backend's log). So the log is watched again from the next frame on, when it has its size.
+    var resized = new ResizeObserver(function () {
+      var floor = el.__floor;
+      follow(el);
+      if (el.__floor === floor) return;
+      resized.unobserve(log);
+      requestAnimationFrame(function () { resized.observe(log); });
+    });
+    resized.observe(log);
     new IntersectionObserver(function (seen) {
       if (!seen[seen.length - 1].isIntersecting) follow(el);
     }, { root: el }).observe(end);

@@ -27,10 +27,22 @@ def stack_env(web_stack, monkeypatch) -> Iterator[dict[str, str]]:
     get_settings.cache_clear()
 
 
+# Error events on the window that are not uncaught exceptions ("ResizeObserver loop completed with
+# undelivered notifications" is one) reach neither the console nor Playwright's pageerror, but
+# Reflex reports each to the backend, which logs it: make them console errors.
+WINDOW_ERRORS_JS = """
+window.addEventListener("error", (event) => {
+  if (!event.error) console.error("window error event: " + event.message);
+});
+"""
+
+
 class WatchedPage:
-    """A Playwright page that records console errors, failed requests and uncaught exceptions."""
+    """A Playwright page that records console errors, failed requests, uncaught exceptions and
+    the window's other error events."""
 
     def __init__(self, page, viewport: str) -> None:  # noqa: ANN001
+        page.add_init_script(WINDOW_ERRORS_JS)
         self.page = page
         self.viewport = viewport
         self.errors: list[str] = []
