@@ -331,6 +331,37 @@ class Publisher(threading.Thread):
                 time.sleep(pause)
 
 
+def sign_in(context, stack: Stack, user):  # noqa: ANN001, ANN201
+    """A new page of `context`, signed in as `user` (the session cookie serves every tab)."""
+    page = context.new_page()
+    page.goto(stack.url + "/login")
+    page.fill("#username", user[0])
+    page.fill("#password", user[1])
+    page.click("#login-submit")
+    page.wait_for_url(lambda url: "/login" not in url, timeout=60_000)
+    return page
+
+
+def open_target(tab, stack: Stack, target: int, bare: bool) -> None:  # noqa: ANN001
+    """Open the bare pipe's page number `target`, or task `target`'s page, in `tab`, and wait
+    until its reader follows the stream."""
+    from app.pages.bench_pipe import pipe_stream
+    from app.queue import get_redis
+
+    if bare:
+        tab.goto(f"{stack.url}/bench/pipe/{target}")
+        tab.wait_for_selector("#pipe-text", state="attached", timeout=60_000)
+        for _ in range(200):  # wait until the page's reader is following its stream
+            get_redis().xadd(pipe_stream(target), {"e": "ready"})
+            if tab.inner_text("#pipe-text") == "ready":
+                break
+            time.sleep(0.1)
+    else:
+        tab.goto(f"{stack.url}/tasks/{target}")
+        tab.wait_for_selector("#event-log", state="attached", timeout=60_000)
+        tab.wait_for_timeout(1500)  # the page's follower is reading the stream
+
+
 def run_case(
     browser,
     stack: Stack,
@@ -344,34 +375,14 @@ def run_case(
 ) -> tuple[list[float], list[float], dict[str, float]]:
     """Open `tabs` pages, publish to `streams` streams; return every latency seen (ms), the
     same until the websocket message, and the CPU used per event shown (ms, by process group)."""
-    from app.pages.bench_pipe import pipe_stream
-    from app.queue import get_redis
-
     targets = list(range(streams)) if bare else running_tasks(streams)
     context = browser.new_context(viewport={"width": 1440, "height": 900})
     context.add_init_script(WEBSOCKET_JS)
-    page = context.new_page()
-    page.goto(stack.url + "/login")
-    page.fill("#username", user[0])
-    page.fill("#password", user[1])
-    page.click("#login-submit")
-    page.wait_for_url(lambda url: "/login" not in url, timeout=60_000)
+    page = sign_in(context, stack, user)
     pages = [page] + [context.new_page() for _ in range(tabs - 1)]
     for target, tab in zip(targets, pages, strict=False):
-        if bare:
-            tab.goto(f"{stack.url}/bench/pipe/{target}")
-            tab.wait_for_selector("#pipe-text", state="attached", timeout=60_000)
-            for _ in range(200):  # wait until the page's reader is following its stream
-                get_redis().xadd(pipe_stream(target), {"e": "ready"})
-                if tab.inner_text("#pipe-text") == "ready":
-                    break
-                time.sleep(0.1)
-            tab.evaluate(OBSERVER_JS, "#pipe-text")
-        else:
-            tab.goto(f"{stack.url}/tasks/{target}")
-            tab.wait_for_selector("#event-log", state="attached", timeout=60_000)
-            tab.wait_for_timeout(1500)  # the page's follower is reading the stream
-            tab.evaluate(OBSERVER_JS, "#event-log")
+        open_target(tab, stack, target, bare)
+        tab.evaluate(OBSERVER_JS, "#pipe-text" if bare else "#event-log")
     publisher = Publisher(targets, events, rate, bare, warmup)
     print(f"    publishing {events} events to each of {streams} streams ...", flush=True)
     publisher.start()
