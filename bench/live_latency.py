@@ -68,6 +68,10 @@ OBSERVER_JS = """
       for (const node of m.addedNodes) note(node);
     }
   }).observe(target, { childList: true, subtree: true, characterData: true });
+  // The task page's pager turns a page by setting the log's min-height (assets/taskdeck.js).
+  window.__turns = [];
+  new MutationObserver(() => window.__turns.push(performance.timeOrigin + performance.now()))
+    .observe(target, { attributes: true, attributeFilter: ["style"] });
   return true;
 }
 """
@@ -362,6 +366,26 @@ def open_target(tab, stack: Stack, target: int, bare: bool) -> None:  # noqa: AN
         tab.wait_for_timeout(1500)  # the page's follower is reading the stream
 
 
+def print_by_turns(
+    by_seq: dict[int, list[float]], stamps: dict[int, float], turns: list[float], tick_ms: float
+) -> None:
+    """Latencies of the ticks in which a tab turned a page of its log, of the tick after, and
+    of the others: the tabs get the same events, so they turn on the same tick (a burst)."""
+    turn_ticks = {seq for seq, at in stamps.items() if any(at <= t < at + tick_ms for t in turns)}
+    groups: dict[str, list[float]] = {"turn": [], "after": [], "other": []}
+    for seq, values in by_seq.items():
+        group = "turn" if seq in turn_ticks else "after" if seq - 1 in turn_ticks else "other"
+        groups[group] += values
+    print(
+        f"    p50/p95/p99 on the {len(turn_ticks)} ticks with a page turn, the tick after, "
+        "the others: "
+        + "; ".join(
+            "/".join(f"{x:.1f}" for x in percentiles(values)) for values in groups.values()
+        ),
+        flush=True,
+    )
+
+
 def run_case(
     browser,
     stack: Stack,
@@ -395,8 +419,11 @@ def run_case(
     latencies: list[float] = []
     server: list[float] = []
     by_hundred: dict[int, list[float]] = {}  # does the cost grow with the conversation?
+    by_seq: dict[int, list[float]] = {}
+    turns: list[float] = []  # when any tab turned a page of its log
     for target, tab in zip(targets, pages, strict=False):
         stamps = publisher.stamps[target]
+        turns += tab.evaluate("window.__turns")
         for key, out in (("__seen", latencies), ("__ws", server)):
             first: dict[int, float] = {}
             for seq, at in tab.evaluate(f"window.{key}"):
@@ -406,6 +433,9 @@ def run_case(
                 for seq, at in first.items():
                     if seq in stamps:
                         by_hundred.setdefault(seq // 100, []).append(at - stamps[seq])
+                        by_seq.setdefault(seq, []).append(at - stamps[seq])
+    if turns:
+        print_by_turns(by_seq, publisher.stamps[targets[0]], turns, 1000 / rate)
     if not bare:  # a log that stopped following scrolls no more: cheaper, and wrong
         following = [
             tab.evaluate("() => document.getElementById('log-scroll').dataset.following")
