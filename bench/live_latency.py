@@ -17,7 +17,9 @@ task receiving `--events` events at `--rate` per second, in `--rounds` rounds wh
 take turns (the load of this machine drifts over minutes; taking turns gives both the same
 drift). Prints p50/p95/p99 (ms) of all rounds pooled, the ratio Taskdeck / bare pipe, each
 round's ratio, and the CPU time each group of processes (renderers, the GPU process, the rest of
-the browser, the stack, redis-server) used per event shown while the events were published.
+the browser, the stack, redis-server) used per event shown while the events were published;
+for each task-page run, also the latencies of the ticks in which a tab turned a page of its log,
+of the tick after, and of the others.
 A benchmark, not a test: it prints figures and never fails on them.
 
     .venv/bin/python bench/live_latency.py            # 500 events at 20/s, 3 rounds (~10 min)
