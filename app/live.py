@@ -7,6 +7,7 @@ import json
 from redis import Redis
 from redis.client import Pipeline
 
+from app import live_hub
 from app.events import Event, StatusEvent, parse_event
 from app.queue import get_redis
 from app.settings import get_settings
@@ -65,6 +66,14 @@ def _decode(entries) -> list[tuple[str, Event]]:  # noqa: ANN001
     return out
 
 
+def _decode_global(entries) -> list[tuple[str, int, Event]]:  # noqa: ANN001
+    out = []
+    for entry_id, fields in entries:
+        eid = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+        out.append((eid, int(fields[b"task_id"]), parse_event(fields[b"e"])))
+    return out
+
+
 def read(
     task_id: int, after: str = "0", block_ms: int | None = None, count: int = 500
 ) -> list[tuple[str, Event]]:
@@ -73,27 +82,6 @@ def read(
     if not result:
         return []
     return _decode(result[0][1])
-
-
-def read_global(after: str = "$", block_ms: int | None = None, count: int = 500):
-    """Status events of all tasks after `after`: list of (stream id, task id, event)."""
-    result = get_redis().xread({GLOBAL_STREAM: after}, count=count, block=block_ms)
-    if not result:
-        return []
-    out = []
-    for entry_id, fields in result[0][1]:
-        eid = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-        out.append((eid, int(fields[b"task_id"]), parse_event(fields[b"e"])))
-    return out
-
-
-def last_global_id() -> str:
-    """The id of the newest global event, or '0-0'."""
-    entries = get_redis().xrevrange(GLOBAL_STREAM, count=1)
-    if not entries:
-        return "0-0"
-    eid = entries[0][0]
-    return eid.decode() if isinstance(eid, bytes) else eid
 
 
 def dumps(event: Event) -> str:
@@ -120,19 +108,12 @@ def async_redis():
     return client
 
 
-async def aread(task_id: int, after: str = "0", block_ms: int | None = None, count: int = 500):
-    """Async `read`: events of a task after `after`."""
-    result = await async_redis().xread({task_stream(task_id): after}, count=count, block=block_ms)
-    return _decode(result[0][1]) if result else []
+def follow_task(task_id: int, after: str = "0"):  # noqa: ANN201
+    """`async with follow_task(id, after) as feed`: `await feed.next(timeout_s)` returns the
+    task's new events as (stream id, event), read by the process's one XREAD (app/live_hub.py)."""
+    return live_hub.follow(async_redis(), task_stream(task_id), after, _decode)
 
 
-async def aread_global(after: str = "$", block_ms: int | None = None, count: int = 500):
-    """Async `read_global`: (stream id, task id, event) of status changes after `after`."""
-    result = await async_redis().xread({GLOBAL_STREAM: after}, count=count, block=block_ms)
-    if not result:
-        return []
-    out = []
-    for entry_id, fields in result[0][1]:
-        eid = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-        out.append((eid, int(fields[b"task_id"]), parse_event(fields[b"e"])))
-    return out
+def follow_global(after: str = "$"):  # noqa: ANN201
+    """As `follow_task`, for the status events of all tasks: (stream id, task id, event)."""
+    return live_hub.follow(async_redis(), GLOBAL_STREAM, after, _decode_global)

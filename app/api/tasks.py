@@ -192,21 +192,21 @@ async def stream_events(
     position = last_event_id or after or "0"
     finished = task.status in TaskStatus.TERMINAL
     deadline = time.monotonic() + max_s if max_s else float("inf")
-    while not await request.is_disconnected() and time.monotonic() < deadline:
-        block_ms = int(max(0.001, min(1.0, deadline - time.monotonic())) * 1000)
-        entries = await live.aread(task_id, position, block_ms=block_ms)
-        for stream_id, event in entries:
-            position = stream_id
-            if isinstance(event, StatusEvent) and event.status in TaskStatus.TERMINAL:
-                finished = True
-            elif isinstance(event, StatusEvent):
+    async with live.follow_task(task_id, position) as feed:
+        while not await request.is_disconnected() and time.monotonic() < deadline:
+            wait_s = max(0.001, min(1.0, deadline - time.monotonic()))
+            entries = await feed.next(timeout_s=wait_s)
+            for stream_id, event in entries:
+                if isinstance(event, StatusEvent) and event.status in TaskStatus.TERMINAL:
+                    finished = True
+                elif isinstance(event, StatusEvent):
+                    finished = False
+                yield ServerSentEvent(raw_data=live.dumps(event), event=event.type, id=stream_id)
+            if entries:
+                continue
+            if finished:
+                current = await asyncio.to_thread(service.get_task, task_id)
+                if current.status in TaskStatus.TERMINAL:
+                    return
                 finished = False
-            yield ServerSentEvent(raw_data=live.dumps(event), event=event.type, id=stream_id)
-        if entries:
-            continue
-        if finished:
-            current = await asyncio.to_thread(service.get_task, task_id)
-            if current.status in TaskStatus.TERMINAL:
-                return
-            finished = False
-        yield ServerSentEvent(comment="keep-alive")
+            yield ServerSentEvent(comment="keep-alive")

@@ -114,32 +114,31 @@ class DashboardState(rx.State):
                 return
             self.following = True
             token = self.router.session.client_token
-        after = await asyncio.to_thread(live.last_global_id)
         last_chart = last_progress = time.monotonic()
         try:
-            while client_connected(token):
-                async with self:
-                    if self.router.url.path.rstrip("/") != "":
-                        return  # the tab went to another page
-                entries = await live.aread_global(after, 1000)
-                now = time.monotonic()
-                if entries:
-                    after = entries[-1][0]
-                    await asyncio.sleep(0.05)  # coalesce a burst of changes into one refresh
-                    values = await asyncio.to_thread(task_values)
+            async with live.follow_global("$") as feed:
+                while client_connected(token):
                     async with self:
-                        self._apply(values)
-                    last_progress = now
-                elif now - last_progress >= PROGRESS_EVERY_S:
-                    rows = await asyncio.to_thread(live_rows)
-                    async with self:
-                        self._apply(rows)
-                    last_progress = now
-                if now - last_chart >= CHART_EVERY_S:
-                    data = await asyncio.to_thread(chart_data)
-                    async with self:
-                        self._apply_charts(data)
-                    last_chart = now
+                        if self.router.url.path.rstrip("/") != "":
+                            return  # the tab went to another page
+                    entries = await feed.next(timeout_s=1.0)
+                    now = time.monotonic()
+                    if entries:
+                        await asyncio.sleep(0.05)  # coalesce a burst of changes into one refresh
+                        values = await asyncio.to_thread(task_values)
+                        async with self:
+                            self._apply(values)
+                        last_progress = now
+                    elif now - last_progress >= PROGRESS_EVERY_S:
+                        rows = await asyncio.to_thread(live_rows)
+                        async with self:
+                            self._apply(rows)
+                        last_progress = now
+                    if now - last_chart >= CHART_EVERY_S:
+                        data = await asyncio.to_thread(chart_data)
+                        async with self:
+                            self._apply_charts(data)
+                        last_chart = now
         finally:
             async with self:
                 self.following = False

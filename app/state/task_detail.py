@@ -78,33 +78,32 @@ class TaskLiveState(rx.State):
             token = self.router.session.client_token
         page = f"/tasks/{task_id}"
         checked = 0.0
-        while client_connected(token):
-            entries = await live.aread(task_id, after, block_ms=1000)
-            async with self:
-                if self._follower != me:
-                    return  # the tab loaded another task (or this one again)
-                now = time.monotonic()
-                if not entries or now - checked > SHOWN_CHECK_S:  # reading the URL costs
-                    checked = now
-                    if self.router.url.path.rstrip("/") != page:
-                        return  # the tab moved to another page
-                if entries:
-                    # The state itself, not the background task's proxy of it: `async with
-                    # self` holds the lock, and through the proxy every read and write
-                    # re-checks it and wraps lists in proxies of their own (about a third of
-                    # `_apply`'s time: py-spy, 10 tabs).
-                    after = await unwrapped(self)._apply(entries)
+        async with live.follow_task(task_id, after) as feed:
+            while client_connected(token):
+                entries = await feed.next(timeout_s=1.0)
+                async with self:
+                    if self._follower != me:
+                        return  # the tab loaded another task (or this one again)
+                    now = time.monotonic()
+                    if not entries or now - checked > SHOWN_CHECK_S:  # reading the URL costs
+                        checked = now
+                        if self.router.url.path.rstrip("/") != page:
+                            return  # the tab moved to another page
+                    if entries:
+                        # The state itself, not the background task's proxy of it: `async
+                        # with self` holds the lock, and through the proxy every read and
+                        # write re-checks it and wraps lists in proxies of their own (about a
+                        # third of `_apply`'s time: py-spy, 10 tabs).
+                        await unwrapped(self)._apply(entries)
 
-    async def _apply(self, entries: list) -> str:
-        """Add new stream entries to the page; return the last stream id.
+    async def _apply(self, entries: list) -> None:
+        """Add new stream entries to the page.
 
         Called on the state instance under the follow loop's lock (not on its proxy)."""
         refresh = False
         new: list[dict[str, str]] = []  # entries for the log
         detail = None
-        after = ""
         for stream_id, event in entries:
-            after = stream_id
             if isinstance(event, TextDeltaEvent):
                 self.typing += event.text
                 continue
@@ -141,7 +140,6 @@ class TaskLiveState(rx.State):
         if refresh:
             detail = detail or await self.get_state(TaskDetailState)
             detail._refresh_task(self)
-        return after
 
     def _parts_in_use(self) -> range:
         """The indexes of the log parts holding entries, oldest first."""

@@ -194,26 +194,25 @@ class TaskListState(rx.State):
                 return
             self.following = True
             token = self.router.session.client_token
-        after = await asyncio.to_thread(live.last_global_id)
         last_usage = time.monotonic()
         try:
-            while client_connected(token):
-                async with self:
-                    if self.router.url.path.rstrip("/") != "/tasks":
-                        return
-                    running = [int(t["id"]) for t in self.tasks if t["status"] == "running"]
-                entries = await live.aread_global(after, 1000)
-                if not entries:
-                    if running and time.monotonic() - last_usage >= USAGE_EVERY_S:
-                        usage = await asyncio.to_thread(metrics.running_usage, running)
-                        async with self:
-                            self._show_usage(usage)
-                        last_usage = time.monotonic()
-                    continue
-                after = entries[-1][0]
-                await asyncio.sleep(0.2)  # coalesce bursts of changes
-                async with self:
-                    self._reload()
+            async with live.follow_global("$") as feed:
+                while client_connected(token):
+                    async with self:
+                        if self.router.url.path.rstrip("/") != "/tasks":
+                            return
+                        running = [int(t["id"]) for t in self.tasks if t["status"] == "running"]
+                    entries = await feed.next(timeout_s=1.0)
+                    if not entries:
+                        if running and time.monotonic() - last_usage >= USAGE_EVERY_S:
+                            usage = await asyncio.to_thread(metrics.running_usage, running)
+                            async with self:
+                                self._show_usage(usage)
+                            last_usage = time.monotonic()
+                        continue
+                    await asyncio.sleep(0.2)  # coalesce bursts of changes
+                    async with self:
+                        self._reload()
         finally:
             async with self:
                 self.following = False
