@@ -16,8 +16,9 @@ Each runs 1 tab following 1 running task, then 10 tabs following 10 of 20 runnin
 task receiving `--events` events at `--rate` per second, in `--rounds` rounds where the two paths
 take turns (the load of this machine drifts over minutes; taking turns gives both the same
 drift). Prints p50/p95/p99 (ms) of all rounds pooled, the ratio Taskdeck / bare pipe, each
-round's ratio, and the CPU time each group of processes (renderers, the GPU process, the rest of
-the browser, the stack, redis-server) used per event shown while the events were published;
+round's ratio, and the CPU time each group of processes (renderers, and of that their main
+threads; the GPU process, the rest of the browser, the stack, redis-server) used per event shown
+while the events were published;
 for each task-page run, also the latencies of the ticks in which a tab turned a page of its log,
 of the tick after, and of the others.
 A benchmark, not a test: it prints figures and never fails on them.
@@ -192,17 +193,26 @@ class Stack:
             self.redis.wait(10)
 
 
-CPU_GROUPS = ("renderers", "GPU process", "browser, other", "Taskdeck stack", "redis-server")
+CPU_GROUPS = (
+    "renderers",
+    "renderer main",  # of the renderers' time, their main threads' (script, style, layout, paint)
+    "GPU process",
+    "browser, other",
+    "Taskdeck stack",
+    "redis-server",
+)
 
 
 def cpu_seconds(stack: Stack) -> dict[str, float]:
-    """CPU time (user + system, s) used so far by each group of processes: Chromium's renderers,
-    its GPU process (it composites the frames), the rest of the browser, the stack (`python -m
+    """CPU time (user + system, s) used so far by each group of processes: Chromium's renderers
+    (and, of that, their main threads: the rest is their compositor, raster and IO threads), its
+    GPU process (it composites the frames), the rest of the browser, the stack (`python -m
     app.stack` and what it started: the Reflex backend, the workers) and redis-server."""
     tick = os.sysconf("SC_CLK_TCK")
     parent: dict[int, int] = {}
     group_of: dict[int, str] = {}
     seconds: dict[int, float] = {}
+    main_thread = 0.0  # the renderers' main threads
     for name in filter(str.isdigit, os.listdir("/proc")):
         pid = int(name)
         try:
@@ -213,6 +223,12 @@ def cpu_seconds(stack: Stack) -> dict[str, float]:
         fields = stat.rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
         parent[pid] = int(fields[1])
         seconds[pid] = (int(fields[11]) + int(fields[12])) / tick
+        if "--type=renderer" in command:  # its main thread is the thread whose id is the pid's
+            try:
+                main = Path(f"/proc/{pid}/task/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                main_thread += (int(main[11]) + int(main[12])) / tick
+            except OSError:
+                pass
         if "chrom" in command:
             group_of[pid] = (
                 "renderers"
@@ -224,6 +240,7 @@ def cpu_seconds(stack: Stack) -> dict[str, float]:
         elif stack.redis and pid == stack.redis.pid:
             group_of[pid] = "redis-server"
     used = dict.fromkeys(CPU_GROUPS, 0.0)
+    used["renderer main"] = main_thread
     for pid, spent in seconds.items():
         ancestor = pid
         while ancestor > 1 and not (stack.app and ancestor == stack.app.pid):
