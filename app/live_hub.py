@@ -43,8 +43,11 @@ class Feed:
     """One follower's entries of one stream, after its position; `decode` turns each raw
     (id, fields) entry into what the follower wants."""
 
-    def __init__(self, stream: str, after: tuple[int, int], decode: Callable) -> None:
+    def __init__(
+        self, stream: str, after: tuple[int, int], decode: Callable, hub: StreamHub
+    ) -> None:
         self.stream = stream
+        self._hub = hub
         self.after = after
         self._decode = decode
         self._entries: list = []
@@ -75,6 +78,7 @@ class Feed:
     async def next(self, timeout_s: float) -> list:
         """The entries that came since the last call (decoded), waiting up to `timeout_s` for
         the first; [] if none came."""
+        self._hub.ensure_reading()
         if not self._entries:
             try:
                 async with asyncio.timeout(timeout_s):
@@ -104,7 +108,7 @@ class StreamHub:
         if after == "$":
             last = await self.redis.xrevrange(stream, count=1)
             after = last[0][0] if last else "0-0"
-        feed = Feed(stream, entry_id(after), decode)
+        feed = Feed(stream, entry_id(after), decode, self)
         position = self.positions.get(stream)
         self.feeds.setdefault(stream, set()).add(feed)
         try:
@@ -172,6 +176,16 @@ class StreamHub:
                     for feed in list(self.feeds.get(stream, ())):
                         feed.offer(entries)
         self._reader = None
+
+    def ensure_reading(self) -> None:
+        """Start the reader again if it ended while streams are followed (a bug would end it
+        silently: a task's exception shows only when the task is collected)."""
+        if self.positions and self._reader is not None and self._reader.done():
+            if not self._reader.cancelled() and self._reader.exception():
+                log.error("the live stream reader failed", exc_info=self._reader.exception())
+            self._reader = None
+        if self.positions:
+            self._ensure_reader()
 
 
 _hubs: dict[int, StreamHub] = {}  # id of the redis client -> its hub

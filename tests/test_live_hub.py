@@ -152,3 +152,51 @@ def test_followers_lose_nothing_across_a_redis_restart(tmp_path, monkeypatch) ->
         asyncio.run(run())
     finally:
         server.stop()
+
+
+def test_followers_coming_and_going_each_get_exactly_their_entries(redis_server) -> None:
+    """Many followers join (at the start, at the end, behind the reader) and leave, on a few
+    streams, while entries are written: each gets exactly the entries after its position."""
+    import random
+
+    Redis.from_url(redis_server.url).flushdb()
+    rng = random.Random(7)
+
+    async def run() -> None:
+        redis = AsyncRedis.from_url(redis_server.url)
+        streams = ["a", "b", "c"]
+        done = asyncio.Event()
+        received: list[int] = []
+
+        async def write() -> None:
+            for n in range(300):
+                await redis.xadd(rng.choice(streams), {"n": n})
+                await asyncio.sleep(rng.choice([0, 0, 0.001, 0.005]))
+            done.set()
+
+        async def follower(number: int) -> None:
+            await asyncio.sleep(rng.random() * 0.8)
+            stream = rng.choice(streams)
+            existing = ids(await redis.xrange(stream))
+            start = rng.choice(["0", "$", *(existing[-5:] or ["0"])])
+            async with live_hub.follow(redis, stream, start, ids) as feed:
+                if start == "$":
+                    after = feed.after
+                else:
+                    after = live_hub.entry_id(start)
+                got: list[str] = []
+                for _ in range(rng.randint(1, 20)):
+                    got += await feed.next(timeout_s=0.05)
+            received.append(len(got))
+            # Gone: what it got is the start of what it was owed, nothing missed or twice.
+            owed = [i for i in ids(await redis.xrange(stream)) if live_hub.entry_id(i) > after]
+            assert got == owed[: len(got)], (number, stream, start)
+
+        await asyncio.gather(write(), *(follower(n) for n in range(60)))
+        await done.wait()
+        assert sum(received) > 300  # they did follow (most got many entries)
+        hub = live_hub.hub(redis)
+        assert hub.feeds == {} and hub.positions == {}  # all gone: nothing is read any more
+        await redis.aclose()
+
+    asyncio.run(run())
