@@ -80,14 +80,16 @@ class Feed:
         the first; [] if none came."""
         self._hub.ensure_reading()
         if not self._entries:
+            # A timer that sets the event rather than a timeout that cancels the wait: nothing
+            # is cancelled, so no cancellation can reach the follow loop that called.
+            timer = asyncio.get_running_loop().call_later(timeout_s, self._ready.set)
             try:
-                async with asyncio.timeout(timeout_s):
-                    await self._ready.wait()
-            except TimeoutError:
-                return []
+                await self._ready.wait()
+            finally:
+                timer.cancel()
         raw, self._entries = self._entries, []
         self._ready.clear()
-        return self._decode(raw)
+        return self._decode(raw) if raw else []
 
 
 class StreamHub:
