@@ -116,7 +116,7 @@ class StreamHub:
         try:
             if position is None:  # a stream new to the hub: it reads from this feed's position
                 self.positions[stream] = id_text(feed.after)
-                self._ensure_reader()
+                self.ensure_reading()
                 await self._wake()
             elif entry_id(position) > feed.after:  # the hub has read past it: catch it up
                 feed.hold()
@@ -147,10 +147,6 @@ class StreamHub:
         pipe.expire(self.wake_key, WAKE_TTL_S)
         await pipe.execute()
 
-    def _ensure_reader(self) -> None:
-        if self._reader is None or self._reader.done():
-            self._reader = asyncio.get_running_loop().create_task(self._read())
-
     async def _read(self) -> None:
         """XREAD every followed stream until none is followed; hand the entries out."""
         while self.positions:
@@ -158,8 +154,6 @@ class StreamHub:
             streams = {self.wake_key: self._wake_after, **asked}
             try:
                 result = await self.redis.xread(streams, count=COUNT, block=BLOCK_MS)
-            except asyncio.CancelledError:
-                raise
             except Exception:
                 log.warning("reading the live streams failed; retrying", exc_info=True)
                 await asyncio.sleep(RETRY_S)
@@ -180,26 +174,29 @@ class StreamHub:
         self._reader = None
 
     def ensure_reading(self) -> None:
-        """Start the reader again if it ended while streams are followed (a bug would end it
-        silently: a task's exception shows only when the task is collected)."""
-        if self.positions and self._reader is not None and self._reader.done():
-            if not self._reader.cancelled() and self._reader.exception():
-                log.error("the live stream reader failed", exc_info=self._reader.exception())
-            self._reader = None
-        if self.positions:
-            self._ensure_reader()
+        """Start the reader if streams are followed and it is not running (not started yet,
+        or ended: a bug would end it silently, a task's exception shows only when the task is
+        collected)."""
+        if not self.positions:
+            return
+        if self._reader is not None and not self._reader.done():
+            return
+        if self._reader is not None and not self._reader.cancelled() and self._reader.exception():
+            log.error("the live stream reader failed", exc_info=self._reader.exception())
+        self._reader = asyncio.get_running_loop().create_task(self._read())
 
 
-_hubs: dict[int, StreamHub] = {}  # id of the redis client -> its hub
+# redis client -> its hub, keyed by the client itself, not its id (which a later client could
+# take once this one is gone)
+_hubs: dict = {}
 
 
 def hub(redis) -> StreamHub:  # noqa: ANN001
     """The hub that reads with `redis` (a redis.asyncio client, which belongs to one event
     loop)."""
-    key = id(redis)
-    current = _hubs.get(key)
+    current = _hubs.get(redis)
     if current is None:
-        current = _hubs[key] = StreamHub(redis)
+        current = _hubs[redis] = StreamHub(redis)
     return current
 
 
