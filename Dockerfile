@@ -27,7 +27,8 @@ ENV PYTHONUNBUFFERED=1 \
     NPM_CONFIG_REGISTRY=https://registry.npmjs.org/ \
     TASKDECK_PORT=3000 \
     TASKDECK_WORKSPACE_ROOT=/data/workspaces \
-    TASKDECK_CLAUDE_CONFIG_ROOT=/data/claude
+    TASKDECK_CLAUDE_CONFIG_ROOT=/data/claude \
+    TASKDECK_ADMIN_PASSWORD_FILE=/data/admin-password
 
 USER taskdeck
 WORKDIR /opt/taskdeck
@@ -60,6 +61,6 @@ HEALTHCHECK --interval=15s --timeout=5s --start-period=180s --retries=3 \
     CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:3000/ping', timeout=4)"
 
 # The app: migrate, create the first admin on an empty database (as `make run`: password from
-# TASKDECK_ADMIN_PASSWORD, or a random one printed once to the log), then serve the front end and
+# TASKDECK_ADMIN_PASSWORD, or a random one in /data/admin-password, mode 0600), then serve the front end and
 # the backend (REST API under /api/v1) on 3000. Workers run this image with `python -m worker`.
 CMD ["sh", "-c", "python -m app.db && python -c 'from app.stack import Stack; Stack().first_admin()' && exec reflex run --env prod --frontend-port ${TASKDECK_PORT} --loglevel warning"]

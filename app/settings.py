@@ -31,6 +31,10 @@ class Settings(BaseSettings):
     claude_config_root: Path = Field(
         default=DATA_DIR / "claude", description="Parent of each worker's CLAUDE_CONFIG_DIR."
     )
+    admin_password_file: Path = Field(
+        default=DATA_DIR / "admin-password",
+        description="Where the first start writes the first admin's random password (mode 0600).",
+    )
     claude_path: str | None = Field(
         default=None,
         description="Path of the claude CLI; the one bundled in claude-agent-sdk if unset.",

@@ -26,6 +26,17 @@ from app.settings import DATA_DIR, PROJECT_ROOT, get_settings
 VENV_BIN = Path(sys.executable).parent
 
 
+def write_private(path: Path, text: str) -> Path:
+    """Write `text` to `path`, readable and writable by this user only (mode 0600 from the
+    start, not chmod-ed after); return the path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as out:
+        out.write(text)
+    return path
+
+
 def say(message: str) -> None:
     print(f"[taskdeck] {message}", flush=True)
 
@@ -115,7 +126,8 @@ class Stack:
 
     def first_admin(self) -> None:
         """On a database without accounts, create the admin `admin` so the UI can be used:
-        password from TASKDECK_ADMIN_PASSWORD, or a random one printed this once."""
+        password from TASKDECK_ADMIN_PASSWORD, or a random one written to a file only its owner
+        reads (TASKDECK_ADMIN_PASSWORD_FILE): never to the output, which ends up in logs."""
         from app import auth
 
         if auth.count_users():
@@ -127,11 +139,13 @@ class Stack:
                 "first start: created the admin account 'admin' (password from "
                 "TASKDECK_ADMIN_PASSWORD)"
             )
-        else:
-            say(
-                f"first start: created the admin account 'admin' with password {generated} "
-                "(shown once: sign in and keep it; more accounts: taskdeck user create NAME)"
-            )
+            return
+        path = write_private(get_settings().admin_password_file, generated + "\n")
+        say(
+            f"first start: created the admin account 'admin'; its password is in {path} "
+            "(readable by you only: sign in, then delete the file; more accounts: "
+            "taskdeck user create NAME)"
+        )
 
     def start_demo_model(self) -> None:
         if os.environ.get("ANTHROPIC_API_KEY") or os.environ.get("TASKDECK_DEMO_MODE") == "false":

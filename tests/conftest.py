@@ -142,6 +142,17 @@ def pytest_collection_modifyitems(config, items) -> None:  # noqa: ANN001
         items[:] = keep
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):  # noqa: ANN001, ANN201
+    """A failed test that used the web stack carries the end of the stack's log (the server's
+    side of what the browser saw: a CI failure must say more than what the page showed)."""
+    report = yield
+    stack = item.funcargs.get("web_stack") if hasattr(item, "funcargs") else None
+    if report.failed and stack is not None and stack.log_path.exists():
+        report.sections.append(("web stack log (end)", stack.log_path.read_text()[-8000:]))
+    return report
+
+
 @pytest.fixture(scope="session")
 def postgres_server(tmp_path_factory):
     """A PostgreSQL server of the tests' own (tests/pg.py), for the whole session."""
@@ -270,6 +281,7 @@ class WebStack:
             TASKDECK_LOGIN_RATE_LIMIT="10000",
             TASKDECK_WORKSPACE_ROOT=str(directory / "workspaces"),
             TASKDECK_CLAUDE_CONFIG_ROOT=str(directory / "claude"),
+            TASKDECK_ADMIN_PASSWORD_FILE=str(directory / "admin-password"),
             CLAUDE_CODE_MAX_RETRIES="0",
             # Reflex empties its disk-state dir at start: never the checkout's shared .states.
             REFLEX_STATES_WORKDIR=str(directory / "states"),

@@ -144,3 +144,24 @@ def test_a_sign_in_does_not_stop_the_live_pages(web_stack, browser, stack_env): 
     context.close()
     assert len(waits) > 10
     assert max(waits) < check_s / 2, (max(waits), check_s)
+
+
+def test_the_first_admin_password_is_in_a_private_file_and_never_in_the_output(web_stack):
+    """`make run` on an empty database makes the admin `admin`: its random password goes to a
+    file only its owner reads, and the stack's output (what ends up in logs) names the file only."""
+    import json
+    import stat
+
+    path = web_stack.directory / "admin-password"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    password = path.read_text().strip()
+    assert len(password) >= 16
+    output = web_stack.log_path.read_text()
+    assert str(path) in output and password not in output
+    login = urllib.request.Request(
+        web_stack.url + "/api/v1/auth/login",
+        data=json.dumps({"username": "admin", "password": password}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(login, timeout=10) as answer:
+        assert json.load(answer)["user"]["role"] == "admin"

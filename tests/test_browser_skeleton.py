@@ -36,7 +36,12 @@ def test_submit_a_task_and_watch_it_succeed_with_its_log(web_stack, web_user, br
     page.click("#submit-task")
     expect(page).to_have_url(re.compile(r"/tasks/\d+$"), timeout=15_000)
     status = page.locator("#task-status")
-    expect(status).to_have_attribute("data-status", "succeeded", timeout=90_000)
+    try:
+        expect(status).to_have_attribute("data-status", "succeeded", timeout=90_000)
+    except AssertionError as shown:  # say whether the task or only its page was stuck
+        task_id = page.url.rstrip("/").rsplit("/", 1)[-1]
+        served = page.request.get(f"{web_stack.url}/api/v1/tasks/{task_id}").json()
+        raise AssertionError(f"{shown}\nthe API's task {task_id}: {served}") from shown
     log = page.locator("#event-log")
     expect(log.locator(".log-entry[data-kind='tool_use']")).to_have_count(1)
     expect(log).to_contain_text("Write")
