@@ -41,7 +41,12 @@ def test_submit_a_task_and_watch_it_succeed_with_its_log(web_stack, web_user, br
     except AssertionError as shown:  # say whether the task or only its page was stuck
         task_id = page.url.rstrip("/").rsplit("/", 1)[-1]
         served = page.request.get(f"{web_stack.url}/api/v1/tasks/{task_id}").json()
-        raise AssertionError(f"{shown}\nthe API's task {task_id}: {served}") from shown
+        kinds = page.locator("#event-log .log-entry").evaluate_all(
+            "entries => entries.map(e => e.dataset.kind)"
+        )
+        raise AssertionError(
+            f"{shown}\nthe API's task {task_id}: {served}\nthe page's log entries: {kinds}"
+        ) from shown
     log = page.locator("#event-log")
     expect(log.locator(".log-entry[data-kind='tool_use']")).to_have_count(1)
     expect(log).to_contain_text("Write")

@@ -110,7 +110,7 @@ def chart_card(title: str, figure, chart_id: str) -> rx.Component:  # noqa: ANN0
                 rx.cond(
                     figure,
                     rx.plotly(
-                        data=figure,
+                        data=figure.to(go.Figure),  # set: rx.cond shows it only then
                         config=CONFIG,
                         use_resize_handler=True,
                         style={"width": "100%", "height": "260px"},
