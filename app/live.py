@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 
+from pydantic import ValidationError
 from redis import Redis
 from redis.client import Pipeline
 
@@ -11,6 +13,8 @@ from app import live_hub
 from app.events import Event, StatusEvent, parse_event
 from app.queue import get_redis
 from app.settings import get_settings
+
+log = logging.getLogger(__name__)
 
 GLOBAL_STREAM = "taskdeck:events"
 GLOBAL_MAXLEN = 10_000
@@ -60,9 +64,9 @@ def publish_on(pipe: Pipeline, task_id: int, event: Event, first_id: str | None 
 def _decode(entries) -> list[tuple[str, Event]]:  # noqa: ANN001
     out = []
     for entry_id, fields in entries:
-        raw = fields.get(b"e") or fields.get("e")
         eid = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-        out.append((eid, parse_event(raw)))
+        if (event := _event_of(eid, fields.get(b"e") or fields.get("e"))) is not None:
+            out.append((eid, event))
     return out
 
 
@@ -70,8 +74,30 @@ def _decode_global(entries) -> list[tuple[str, int, Event]]:  # noqa: ANN001
     out = []
     for entry_id, fields in entries:
         eid = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-        out.append((eid, int(fields[b"task_id"]), parse_event(fields[b"e"])))
+        event = _event_of(eid, fields.get(b"e"))
+        try:
+            task_id = int(fields[b"task_id"])
+        except (KeyError, ValueError):
+            event = None
+        if event is not None:
+            out.append((eid, task_id, event))
     return out
+
+
+def _event_of(entry_id: str, raw: bytes | str | None) -> Event | None:
+    """The event an entry holds, or None (logged) for one this code cannot read: a newer
+    worker's new kind of event during a rolling upgrade, say. A follower skips it rather than
+    stop (one bad entry must not freeze every page that follows the stream)."""
+    try:
+        return parse_event(raw or b"")
+    except ValidationError as exc:  # what was wrong, not the entry's content (it may be secret)
+        errors = exc.errors(include_url=False, include_input=False, include_context=False)
+        log.warning(
+            "skipped stream entry %s: not an event this version reads (%s)",
+            entry_id,
+            "; ".join(error["msg"] for error in errors[:3]),
+        )
+        return None
 
 
 def read(

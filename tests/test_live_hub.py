@@ -200,3 +200,41 @@ def test_followers_coming_and_going_each_get_exactly_their_entries(redis_server)
         await redis.aclose()
 
     asyncio.run(run())
+
+
+def test_an_entry_this_version_cannot_read_is_skipped_and_the_follower_goes_on(
+    redis_server, monkeypatch, caplog
+) -> None:
+    """A newer worker's new kind of event (a rolling upgrade), or any entry that is not an
+    event, is logged without its content and skipped: the task page's follower gets the events
+    before and after it, and does not stop."""
+    from app import live
+    from app.events import TextEvent
+    from app.settings import get_settings
+
+    monkeypatch.setenv("TASKDECK_REDIS_URL", redis_server.url)
+    get_settings.cache_clear()
+    sync = Redis.from_url(redis_server.url)
+    sync.flushdb()
+    stream = live.task_stream(7)
+
+    async def run() -> list[str]:
+        async with live.follow_task(7, "0") as feed:
+            live.publish(7, TextEvent(text="before"), sync)
+            sync.xadd(stream, {"e": '{"type": "hologram", "secret": "sk-not-for-logs"}'})
+            sync.xadd(stream, {"other": "field"})
+            live.publish(7, TextEvent(text="after"), sync)
+            texts: list[str] = []
+            deadline = time.monotonic() + 10
+            while len(texts) < 2 and time.monotonic() < deadline:
+                texts += [event.text for _, event in await feed.next(timeout_s=0.5)]
+            return texts
+
+    try:
+        with caplog.at_level("WARNING", logger="app.live"):
+            assert asyncio.run(run()) == ["before", "after"]
+    finally:
+        get_settings.cache_clear()
+    skipped = [r.getMessage() for r in caplog.records if "skipped stream entry" in r.getMessage()]
+    assert len(skipped) == 2, skipped
+    assert not any("sk-not-for-logs" in message for message in skipped)
