@@ -453,3 +453,31 @@ def test_live_entries_keep_their_order_across_parts_and_when_the_parts_fill(
         expect(log.locator(".tool-call")).to_have_attribute("data-state", "ok", timeout=30_000)
         assert entries.nth(call).get_attribute("data-kind") == "tool_use"
         assert not watched.errors, watched.errors
+
+
+def test_an_unreadable_stream_entry_does_not_stop_the_live_page(
+    web_stack,
+    web_user,
+    browser,
+    stack_env,  # noqa: F811
+):
+    """An entry of the task's stream that is no event this version reads (a newer worker's new
+    kind, during a rolling upgrade) is skipped: the entries after it still come, live."""
+    from app import live
+    from app.events import TextEvent
+    from app.queue import get_redis
+
+    (task_id,) = seed_tasks(1, "upgrade in progress", status="running", finished_at=None)
+    with open_page(browser, "desktop") as watched:
+        page = watched.page
+        open_live_task(page, web_stack, web_user, task_id)
+        live.publish(task_id, TextEvent(attempt=1, text="before the unknown entry"))
+        get_redis().xadd(live.task_stream(task_id), {"e": '{"type": "hologram"}'})
+        live.publish(task_id, TextEvent(attempt=1, text="after the unknown entry"))
+        log = page.locator("#event-log")
+        expect(log).to_contain_text("after the unknown entry", timeout=30_000)
+        assert log.locator(".assistant-text").all_inner_texts() == [
+            "before the unknown entry",
+            "after the unknown entry",
+        ]
+        assert not watched.errors, watched.errors
