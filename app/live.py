@@ -74,12 +74,12 @@ def _decode_global(entries) -> list[tuple[str, int, Event]]:  # noqa: ANN001
     out = []
     for entry_id, fields in entries:
         eid = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-        event = _event_of(eid, fields.get(b"e"))
         try:
             task_id = int(fields[b"task_id"])
         except (KeyError, ValueError):
-            event = None
-        if event is not None:
+            log.warning("skipped stream entry %s: it names no task", eid)
+            continue
+        if (event := _event_of(eid, fields.get(b"e"))) is not None:
             out.append((eid, task_id, event))
     return out
 

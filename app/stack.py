@@ -133,14 +133,17 @@ class Stack:
         if auth.count_users():
             return
         password = os.environ.get("TASKDECK_ADMIN_PASSWORD")
-        auth.create_user("admin", password or (generated := secrets.token_urlsafe(12)), "admin")
         if password:
+            auth.create_user("admin", password, "admin")
             say(
                 "first start: created the admin account 'admin' (password from "
                 "TASKDECK_ADMIN_PASSWORD)"
             )
             return
-        path = write_private(get_settings().admin_password_file, generated + "\n")
+        # The file first: an account whose password was never written anywhere locks out.
+        password = secrets.token_urlsafe(12)
+        path = write_private(get_settings().admin_password_file, password + "\n")
+        auth.create_user("admin", password, "admin")
         say(
             f"first start: created the admin account 'admin'; its password is in {path} "
             "(readable by you only: sign in, then delete the file; more accounts: "
