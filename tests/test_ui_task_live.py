@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from playwright.sync_api import expect
 
@@ -480,4 +482,86 @@ def test_an_unreadable_stream_entry_does_not_stop_the_live_page(
             "before the unknown entry",
             "after the unknown entry",
         ]
+        assert not watched.errors, watched.errors
+
+
+@contextmanager
+def task_table_away() -> Iterator[None]:
+    """Every read of the stack's task table fails (it is renamed) for the `with` block."""
+    from sqlalchemy import text
+
+    from app.db import get_engine
+
+    with get_engine().begin() as conn:
+        conn.execute(text("ALTER TABLE task RENAME TO task_away"))
+    try:
+        yield
+    finally:
+        with get_engine().begin() as conn:
+            conn.execute(text("ALTER TABLE task_away RENAME TO task"))
+
+
+def finish(task_id: int) -> None:
+    """Mark a seeded running task succeeded, as its worker stores it before it publishes."""
+    from app.db import session_scope
+    from app.models import Task, utcnow
+
+    with session_scope() as session:
+        task = session.get(Task, task_id)
+        task.status, task.finished_at = "succeeded", utcnow()
+        session.add(task)
+
+
+def test_the_live_page_rides_out_a_database_that_does_not_answer(
+    web_stack,
+    web_user,
+    browser,
+    stack_env,  # noqa: F811
+):
+    """A status event makes the page read the task row again; if the database fails then,
+    the page keeps following (logged) and reads the row once the database answers again, rather
+    than show that moment's status for good."""
+    from app import live
+    from app.events import StatusEvent
+
+    (task_id,) = seed_tasks(1, "database away", status="running", finished_at=None)
+    with open_page(browser, "desktop") as watched:
+        page = watched.page
+        open_live_task(page, web_stack, web_user, task_id)
+        status = page.locator("#task-status")
+        expect(status).to_have_attribute("data-status", "running")
+        with task_table_away():
+            live.publish(task_id, StatusEvent(attempt=1, status="succeeded", reason=None))
+            time.sleep(2.5)  # the page's read failed by now
+        finish(task_id)
+        expect(status).to_have_attribute("data-status", "succeeded", timeout=15_000)
+        assert f"task {task_id}'s page: a live read failed" in web_stack.log_path.read_text()
+        assert not watched.errors, watched.errors
+
+
+def test_the_dashboard_rides_out_a_database_that_does_not_answer(
+    web_stack,
+    web_user,
+    browser,
+    stack_env,  # noqa: F811
+):
+    """The dashboard reads its counts again at each status change; a read that fails is logged
+    and tried again at the next tick, and the counts are right once the database answers."""
+    from app import live
+    from app.events import StatusEvent
+
+    (task_id,) = seed_tasks(1, "dashboard database away", status="running", finished_at=None)
+    with open_page(browser, "desktop") as watched:
+        page = watched.page
+        sign_in(page, web_stack.url, web_user)
+        page.goto(web_stack.url + "/")
+        running = page.locator(f".running-task[data-task-id='{task_id}']")
+        expect(running).to_have_count(1, timeout=30_000)
+        page.wait_for_timeout(1500)  # the dashboard's follower is reading the status stream
+        with task_table_away():
+            live.publish(task_id, StatusEvent(attempt=1, status="succeeded", reason=None))
+            time.sleep(2.5)  # the dashboard's read failed by now
+        finish(task_id)
+        expect(running).to_have_count(0, timeout=15_000)
+        assert "the dashboard: a live read failed" in web_stack.log_path.read_text()
         assert not watched.errors, watched.errors

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 
 import reflex as rx
 
@@ -28,6 +29,25 @@ def client_connected(token: str) -> bool:
         return namespace is None or token in namespace.token_to_sid
     except Exception:
         return True
+
+
+log = logging.getLogger(__name__)
+
+
+def note_failure(what: str, exc: Exception, failing: bool) -> bool:
+    """A live page's read or update failed (a database that does not answer, say): log it at
+    the first failure of a run of them, not at every try, and tell the loop it is failing
+    (True). Raised, it would end the loop, and the tab would show that moment for good."""
+    if not failing:
+        from sqlalchemy.exc import SQLAlchemyError
+
+        log.warning(
+            "%s: a live read failed (%s); trying again",
+            what,
+            getattr(exc, "orig", None) or exc.__class__.__name__,
+            exc_info=not isinstance(exc, SQLAlchemyError),  # not the database: show where
+        )
+    return True
 
 
 def read_alerts() -> list[dict[str, str]]:

@@ -16,7 +16,7 @@ import reflex as rx
 from app import live, metrics, service
 from app.components import charts
 from app.presenters import duration, task_row
-from app.state.base import client_connected
+from app.state.base import client_connected, note_failure
 
 CHART_EVERY_S = 5.0
 PROGRESS_EVERY_S = 2.0
@@ -115,6 +115,7 @@ class DashboardState(rx.State):
             self.following = True
             token = self.router.session.client_token
         last_chart = last_progress = time.monotonic()
+        failing = False  # the last reads failed: read everything again at the next tick
         try:
             async with live.follow_global("$") as feed:
                 while client_connected(token):
@@ -123,22 +124,27 @@ class DashboardState(rx.State):
                             return  # the tab went to another page
                     entries = await feed.next(timeout_s=1.0)
                     now = time.monotonic()
-                    if entries:
-                        await asyncio.sleep(0.05)  # coalesce a burst of changes into one refresh
-                        values = await asyncio.to_thread(task_values)
-                        async with self:
-                            self._apply(values)
-                        last_progress = now
-                    elif now - last_progress >= PROGRESS_EVERY_S:
-                        rows = await asyncio.to_thread(live_rows)
-                        async with self:
-                            self._apply(rows)
-                        last_progress = now
-                    if now - last_chart >= CHART_EVERY_S:
-                        data = await asyncio.to_thread(chart_data)
-                        async with self:
-                            self._apply_charts(data)
-                        last_chart = now
+                    try:
+                        if entries or failing:
+                            await asyncio.sleep(0.05)  # coalesce a burst of changes
+                            values = await asyncio.to_thread(task_values)
+                            async with self:
+                                self._apply(values)
+                            last_progress = now
+                        elif now - last_progress >= PROGRESS_EVERY_S:
+                            rows = await asyncio.to_thread(live_rows)
+                            async with self:
+                                self._apply(rows)
+                            last_progress = now
+                        if failing or now - last_chart >= CHART_EVERY_S:
+                            data = await asyncio.to_thread(chart_data)
+                            async with self:
+                                self._apply_charts(data)
+                            last_chart = now
+                    except Exception as exc:
+                        failing = note_failure("the dashboard", exc, failing)
+                    else:
+                        failing = False
         finally:
             async with self:
                 self.following = False

@@ -8,7 +8,7 @@ import reflex as rx
 
 from app import health, service
 from app.presenters import age
-from app.state.base import client_connected
+from app.state.base import client_connected, note_failure
 
 QUEUES_EVERY_S = 2.0
 HEALTH_EVERY_S = 5.0
@@ -85,13 +85,19 @@ class QueuesState(rx.State):
                 return
             self.polling = True
             token = self.router.session.client_token
+        failing = False
         try:
             while client_connected(token):
                 await asyncio.sleep(QUEUES_EVERY_S)
                 async with self:
                     if self.router.url.path.rstrip("/") != "/queues":
                         return
-                queues, workers = await asyncio.to_thread(lambda: (queue_rows(), worker_rows()))
+                try:
+                    queues, workers = await asyncio.to_thread(lambda: (queue_rows(), worker_rows()))
+                except Exception as exc:  # Redis restarting, say: the next poll tries again
+                    failing = note_failure("the queues page", exc, failing)
+                    continue
+                failing = False
                 async with self:
                     self.queues, self.workers = queues, workers
         finally:

@@ -28,7 +28,7 @@ from app.presenters import (
     usage_values,
 )
 from app.schemas import FollowUpCreate, TaskEventOut
-from app.state.base import client_connected
+from app.state.base import client_connected, note_failure
 
 PART_SIZE = 10  # entries per log part
 LIVE_PARTS = 100  # log parts; when all are full (1,000 entries) they join TaskDetailState.events
@@ -56,6 +56,7 @@ class TaskLiveState(rx.State):
     _after: str = "0"  # where the follow loop starts reading (set by the page load)
     _follower: int = 0  # bumped by every page load: an older loop sees it and stops
     _logged: int = 0  # entries in the log parts
+    _refresh_failed: bool = False  # the task row could not be read: the loop tries again
 
     @rx.var
     def typing_markdown(self) -> bool:
@@ -69,6 +70,7 @@ class TaskLiveState(rx.State):
 
     def _clear(self) -> None:
         self.typing, self.turn, self.max_turns, self.usage = "", 0, 0, {}
+        self._refresh_failed = False
 
     @rx.event(background=True)
     async def follow(self):
@@ -95,6 +97,8 @@ class TaskLiveState(rx.State):
                         # write re-checks it and wraps lists in proxies of their own (about a
                         # third of `_apply`'s time: py-spy, 10 tabs).
                         await unwrapped(self)._apply(entries)
+                    elif self._refresh_failed:  # quiet now: read the task row again
+                        await unwrapped(self)._refresh()
 
     async def _apply(self, entries: list) -> None:
         """Add new stream entries to the page.
@@ -138,8 +142,21 @@ class TaskLiveState(rx.State):
             detail = detail or await self.get_state(TaskDetailState)
             detail.events = [*unwrapped(detail.events), *await self._take_log()]
         if refresh:
-            detail = detail or await self.get_state(TaskDetailState)
+            await self._refresh(detail)
+
+    async def _refresh(self, detail: TaskDetailState | None = None) -> None:
+        """Read the task row again for the page. A failure (a database that does not answer,
+        say) is logged and tried again by the follow loop, not raised: raised, it would end the
+        loop, and the page would show this moment's status for good."""
+        detail = detail or await self.get_state(TaskDetailState)
+        try:
             detail._refresh_task(self)
+        except Exception as exc:
+            self._refresh_failed = note_failure(
+                f"task {self._task_id}'s page", exc, self._refresh_failed
+            )
+        else:
+            self._refresh_failed = False
 
     def _parts_in_use(self) -> range:
         """The indexes of the log parts holding entries, oldest first."""

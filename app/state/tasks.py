@@ -17,7 +17,7 @@ from app import live, metrics, service
 from app.models import TaskStatus
 from app.presenters import task_row, with_usage
 from app.queue import PRIORITIES
-from app.state.base import client_connected
+from app.state.base import client_connected, note_failure
 
 ALL = "all"
 PAGE_SIZES = ["25", "50", "100"]
@@ -195,6 +195,7 @@ class TaskListState(rx.State):
             self.following = True
             token = self.router.session.client_token
         last_usage = time.monotonic()
+        failing = False  # the last reload failed: reload at the next tick
         try:
             async with live.follow_global("$") as feed:
                 while client_connected(token):
@@ -203,16 +204,20 @@ class TaskListState(rx.State):
                             return
                         running = [int(t["id"]) for t in self.tasks if t["status"] == "running"]
                     entries = await feed.next(timeout_s=1.0)
-                    if not entries:
-                        if running and time.monotonic() - last_usage >= USAGE_EVERY_S:
+                    try:
+                        if entries or failing:
+                            await asyncio.sleep(0.2)  # coalesce bursts of changes
+                            async with self:
+                                self._reload()
+                        elif running and time.monotonic() - last_usage >= USAGE_EVERY_S:
                             usage = await asyncio.to_thread(metrics.running_usage, running)
                             async with self:
                                 self._show_usage(usage)
                             last_usage = time.monotonic()
-                        continue
-                    await asyncio.sleep(0.2)  # coalesce bursts of changes
-                    async with self:
-                        self._reload()
+                    except Exception as exc:
+                        failing = note_failure("the task list", exc, failing)
+                    else:
+                        failing = False
         finally:
             async with self:
                 self.following = False
