@@ -1,4 +1,5 @@
-"""State every page shares: the demo-mode flag, the alert banner, and whether a tab is open."""
+"""State every page shares: the demo-mode flag, the alert banner, whether a tab is open, and
+how a live loop notes a failed read."""
 
 from __future__ import annotations
 
@@ -7,10 +8,13 @@ import functools
 import logging
 
 import reflex as rx
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.settings import get_settings
 
 ALERT_POLL_S = 5.0
+
+log = logging.getLogger(__name__)
 
 
 @functools.cache
@@ -31,16 +35,11 @@ def client_connected(token: str) -> bool:
         return True
 
 
-log = logging.getLogger(__name__)
-
-
 def note_failure(what: str, exc: Exception, failing: bool) -> bool:
     """A live page's read or update failed (a database that does not answer, say): log it at
     the first failure of a run of them, not at every try, and tell the loop it is failing
     (True). Raised, it would end the loop, and the tab would show that moment for good."""
     if not failing:
-        from sqlalchemy.exc import SQLAlchemyError
-
         log.warning(
             "%s: a live read failed (%s); trying again",
             what,
