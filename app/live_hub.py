@@ -48,7 +48,8 @@ class Feed:
     ) -> None:
         self.stream = stream
         self._hub = hub
-        self.after = after
+        self.start = after  # the position it began after (fixed; `after` moves on)
+        self.after = after  # the last entry it has taken
         self._decode = decode
         self._entries: list = []
         self._ready = asyncio.Event()
