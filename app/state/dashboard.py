@@ -116,16 +116,19 @@ class DashboardState(rx.State):
             token = self.router.session.client_token
         last_chart = last_progress = time.monotonic()
         failing = False  # the last reads failed: read everything again at the next tick
+        # Read the counts once the feed is open: a change between the page's load and the
+        # subscription left no event for this feed (the list would show it only at the next).
+        stale = True
         try:
             async with live.follow_global("$") as feed:
                 while client_connected(token):
                     async with self:
                         if self.router.url.path.rstrip("/") != "":
                             return  # the tab went to another page
-                    entries = await feed.next(timeout_s=1.0)
+                    entries = await feed.next(timeout_s=0 if stale else 1.0)
                     now = time.monotonic()
                     try:
-                        if entries or failing:
+                        if entries or failing or stale:
                             await asyncio.sleep(0.05)  # coalesce a burst of changes
                             values = await asyncio.to_thread(task_values)
                             async with self:
@@ -144,7 +147,7 @@ class DashboardState(rx.State):
                     except Exception as exc:
                         failing = note_failure("the dashboard", exc, failing)
                     else:
-                        failing = False
+                        failing = stale = False
         finally:
             async with self:
                 self.following = False

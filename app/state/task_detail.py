@@ -272,10 +272,15 @@ class TaskDetailState(rx.State):
         await live_state._take_log()
         self.task_id = self._task_id_from_url()
         self.events, self.action_error = [], ""
+        # The stored events before the task row: the page follows the stream after the last
+        # stored event, so a status change the row does not show yet must come after it. (Read
+        # the other way round, a task ending between the two reads showed "running" for good:
+        # the row from before its end, and its status event among the stored ones.) A worker
+        # commits the row before it publishes the event and stores it after.
+        stored = service.list_events(self.task_id, limit=5000)
         self._refresh_task(live_state)
         if self.not_found:
             return
-        stored = service.list_events(self.task_id, limit=5000)
         self.events = conversation(stored)
         for event in stored:
             if event.type == "progress":

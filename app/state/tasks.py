@@ -196,6 +196,9 @@ class TaskListState(rx.State):
             token = self.router.session.client_token
         last_usage = time.monotonic()
         failing = False  # the last reload failed: reload at the next tick
+        # Reload once the feed is open: a change between the page's load and the subscription
+        # left no event for this feed (the list would show it only at the next change).
+        stale = True
         try:
             async with live.follow_global("$") as feed:
                 while client_connected(token):
@@ -203,9 +206,9 @@ class TaskListState(rx.State):
                         if self.router.url.path.rstrip("/") != "/tasks":
                             return
                         running = [int(t["id"]) for t in self.tasks if t["status"] == "running"]
-                    entries = await feed.next(timeout_s=1.0)
+                    entries = await feed.next(timeout_s=0 if stale else 1.0)
                     try:
-                        if entries or failing:
+                        if entries or failing or stale:
                             await asyncio.sleep(0.2)  # coalesce bursts of changes
                             async with self:
                                 self._reload()
@@ -217,7 +220,7 @@ class TaskListState(rx.State):
                     except Exception as exc:
                         failing = note_failure("the task list", exc, failing)
                     else:
-                        failing = False
+                        failing = stale = False
         finally:
             async with self:
                 self.following = False
