@@ -117,7 +117,7 @@ class DashboardState(rx.State):
         last_chart = last_progress = time.monotonic()
         failing = False  # the last reads failed: read everything again at the next tick
         # Read the counts once the feed is open: a change between the page's load and the
-        # subscription left no event for this feed (the list would show it only at the next).
+        # subscription left no event for this feed (the counts would show it only at the next).
         stale = True
         try:
             async with live.follow_global("$") as feed:
