@@ -24,7 +24,6 @@ import collections
 import json
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -163,18 +162,10 @@ def main() -> None:
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
-    workdir = Path(tempfile.mkdtemp(prefix="taskdeck-gc-"))
-    stack = bench.Stack(workdir)
-    print(f"starting the stack in {workdir} (builds the web app first) ...", flush=True)
-    stack.start()
-    bench.use_stack_settings(stack)
-    user = bench.make_user(stack)
+    workdir, stack, user = bench.start_stack("taskdeck-gc-")
     try:
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path="/usr/bin/chromium",
-                args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
-            )
+            browser = bench.launch_chromium(playwright)
             for bare in (True, False):
                 print(f"  tracing {'the bare pipe' if bare else 'the task page'} ...", flush=True)
                 run_path(browser, stack, user, bare, args, workdir)

@@ -284,6 +284,25 @@ def make_user(stack: Stack) -> tuple[str, str]:
     return user
 
 
+def start_stack(prefix: str) -> tuple[Path, Stack, tuple[str, str]]:
+    """A stack started in a new temporary directory, this process pointed at its database and
+    Redis, and a user to sign in as."""
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    stack = Stack(workdir)
+    print(f"starting the stack in {workdir} (builds the web app first) ...", flush=True)
+    stack.start()
+    use_stack_settings(stack)
+    return workdir, stack, make_user(stack)
+
+
+def launch_chromium(playwright):  # noqa: ANN001, ANN201
+    """The machine's Chromium, headless, as every benchmark here drives it."""
+    return playwright.chromium.launch(
+        executable_path="/usr/bin/chromium",
+        args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+    )
+
+
 def running_tasks(count: int) -> list[int]:
     """Task rows marked running, their events coming from this process as from a worker's run.
 
@@ -496,22 +515,14 @@ def main() -> None:
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
-    workdir = Path(tempfile.mkdtemp(prefix="taskdeck-bench-"))
-    stack = Stack(workdir)
-    print(f"starting the stack in {workdir} (builds the web app first) ...", flush=True)
-    stack.start()
-    use_stack_settings(stack)
-    user = make_user(stack)
+    workdir, stack, user = start_stack("taskdeck-bench-")
     results: dict[tuple[str, str], list[float]] = {}
     at_socket: dict[tuple[str, str], list[float]] = {}
     rounds: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
     cpu_used: dict[tuple[str, str], list[dict[str, float]]] = {}
     try:
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path="/usr/bin/chromium",
-                args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
-            )
+            browser = launch_chromium(playwright)
             cases = [("1 tab, 1 task", 1, 1), ("10 tabs, 20 tasks", 10, 20)]
             if args.only:
                 cases = [case for case in cases if str(case[1]) == args.only]

@@ -24,7 +24,6 @@ import argparse
 import json
 import shutil
 import sys
-import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -113,19 +112,11 @@ def main() -> None:
         variant.setdefault("bare", False)
     from playwright.sync_api import sync_playwright
 
-    workdir = Path(tempfile.mkdtemp(prefix="taskdeck-trace-"))
-    stack = bench.Stack(workdir)
-    print(f"starting the stack in {workdir} (builds the web app first) ...", flush=True)
-    stack.start()
-    bench.use_stack_settings(stack)
-    user = bench.make_user(stack)
+    workdir, stack, user = bench.start_stack("taskdeck-trace-")
     columns: dict[str, dict[str, float]] = {}
     try:
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path="/usr/bin/chromium",
-                args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
-            )
+            browser = bench.launch_chromium(playwright)
             for variant in variants:
                 print(f"  tracing {variant['name']} ...", flush=True)
                 columns[variant["name"]] = trace_case(browser, stack, user, variant, args, workdir)
