@@ -58,12 +58,7 @@ def renderer_collections(trace_path: Path) -> list[tuple[str, float, float]]:
 def run_path(browser, stack, user, bare: bool, args, workdir: Path) -> None:  # noqa: ANN001
     """Trace the 10-tab case of one path; print its collections and its split latencies."""
     targets = list(range(20)) if bare else bench.running_tasks(20)
-    context = browser.new_context(viewport={"width": 1440, "height": 900})
-    page = bench.sign_in(context, stack, user)
-    tabs = [page] + [context.new_page() for _ in range(9)]
-    for target, tab in zip(targets, tabs, strict=False):
-        bench.open_target(tab, stack, target, bare)
-        tab.evaluate(bench.OBSERVER_JS, "#pipe-text" if bare else "#event-log")
+    context, tabs = bench.open_watched_tabs(browser, stack, user, targets, 10, bare)
     trace_path = workdir / f"trace-{'bare' if bare else 'taskdeck'}.json"
     wall_minus_monotonic = time.time() - time.monotonic()
     browser.start_tracing(path=str(trace_path), categories=CATEGORIES)
@@ -74,12 +69,8 @@ def run_path(browser, stack, user, bare: bool, args, workdir: Path) -> None:  # 
     browser.stop_tracing()
     by_tick: dict[int, list[float]] = collections.defaultdict(list)
     for target, tab in zip(targets, tabs, strict=False):
-        first: dict[int, float] = {}
-        for seq, at in tab.evaluate("window.__seen"):
-            first.setdefault(seq, at)
-        for seq, at in first.items():
-            if seq in publisher.stamps[target]:
-                by_tick[seq].append(at - publisher.stamps[target][seq])
+        for seq, latency in bench.first_latencies(tab, publisher.stamps[target]).items():
+            by_tick[seq].append(latency)
     context.close()
 
     collections_seen = renderer_collections(trace_path)

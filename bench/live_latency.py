@@ -404,6 +404,29 @@ def open_target(tab, stack: Stack, target: int, bare: bool) -> None:  # noqa: AN
         tab.wait_for_timeout(1500)  # the page's follower is reading the stream
 
 
+def open_watched_tabs(browser, stack: Stack, user, targets: list[int], tabs: int, bare: bool):  # noqa: ANN001, ANN201
+    """A signed-in context with `tabs` pages, each on its target (the bare pipe's page or a
+    task page) and watched: the moments events appear in its DOM, and its websocket messages,
+    are noted in the page. Returns (context, pages)."""
+    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    context.add_init_script(WEBSOCKET_JS)
+    page = sign_in(context, stack, user)
+    pages = [page] + [context.new_page() for _ in range(tabs - 1)]
+    for target, tab in zip(targets, pages, strict=False):
+        open_target(tab, stack, target, bare)
+        tab.evaluate(OBSERVER_JS, "#pipe-text" if bare else "#event-log")
+    return context, pages
+
+
+def first_latencies(tab, stamps: dict[int, float], key: str = "__seen") -> dict[int, float]:  # noqa: ANN001
+    """Event number -> ms from its making until a watched tab first noted it (`__seen`: in the
+    DOM; `__ws`: its websocket message), for the measured events."""
+    first: dict[int, float] = {}
+    for seq, at in tab.evaluate(f"window.{key}"):
+        first.setdefault(seq, at)
+    return {seq: at - stamps[seq] for seq, at in first.items() if seq in stamps}
+
+
 def print_by_turns(
     by_seq: dict[int, list[float]], stamps: dict[int, float], turns: list[float], tick_ms: float
 ) -> None:
@@ -438,13 +461,7 @@ def run_case(
     """Open `tabs` pages, publish to `streams` streams; return every latency seen (ms), the
     same until the websocket message, and the CPU used per event shown (ms, by process group)."""
     targets = list(range(streams)) if bare else running_tasks(streams)
-    context = browser.new_context(viewport={"width": 1440, "height": 900})
-    context.add_init_script(WEBSOCKET_JS)
-    page = sign_in(context, stack, user)
-    pages = [page] + [context.new_page() for _ in range(tabs - 1)]
-    for target, tab in zip(targets, pages, strict=False):
-        open_target(tab, stack, target, bare)
-        tab.evaluate(OBSERVER_JS, "#pipe-text" if bare else "#event-log")
+    context, pages = open_watched_tabs(browser, stack, user, targets, tabs, bare)
     publisher = Publisher(targets, events, rate, bare, warmup)
     print(f"    publishing {events} events to each of {streams} streams ...", flush=True)
     publisher.start()
@@ -461,15 +478,11 @@ def run_case(
     for target, tab in zip(targets, pages, strict=False):
         stamps = publisher.stamps[target]
         turns += tab.evaluate("window.__turns")
-        for key, out in (("__seen", latencies), ("__ws", server)):
-            first: dict[int, float] = {}
-            for seq, at in tab.evaluate(f"window.{key}"):
-                first.setdefault(seq, at)
-            out += [at - stamps[seq] for seq, at in first.items() if seq in stamps]
-            if key == "__seen":
-                for seq, at in first.items():
-                    if seq in stamps:
-                        by_seq.setdefault(seq, []).append(at - stamps[seq])
+        seen = first_latencies(tab, stamps)
+        latencies += seen.values()
+        server += first_latencies(tab, stamps, "__ws").values()
+        for seq, latency in seen.items():
+            by_seq.setdefault(seq, []).append(latency)
     if turns:
         print_by_turns(by_seq, publisher.stamps[targets[0]], turns, 1000 / rate)
     if not bare:  # a log that stopped following scrolls no more: cheaper, and wrong
