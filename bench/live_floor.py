@@ -63,7 +63,8 @@ def page_html(change: str) -> str:
     entry = ENTRY_HTML.replace("{n}", "' + i + '")
     return f"""<!doctype html><html><head><link rel="stylesheet" href="taskdeck.css"></head>
 <body><h1>Task</h1>
-<div id="log-scroll" data-live="true"><div id="event-log">{parts}<div id="log-end"></div></div></div>
+<div id="log-scroll" data-live="true">
+<div id="event-log">{parts}<div id="log-end"></div></div></div>
 <div id="bare">event 0</div>
 <script src="taskdeck.js"></script>
 <script>
