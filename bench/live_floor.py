@@ -29,9 +29,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import live_trace  # noqa: E402  (the trace categories and the self-time sums)
+import live_trace  # noqa: E402  (the browser, the trace categories and the self-time sums)
 
-bench = live_trace.bench  # bench/live_latency.py: the browser set-up (it takes bench/ off the path)
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 PART_COUNT, PART_SIZE = 100, 10  # as app/state/task_detail.py
@@ -104,28 +103,18 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds before the trace")
     parser.add_argument("--seconds", type=float, default=10.0, help="seconds traced")
     args = parser.parse_args()
-    from playwright.sync_api import sync_playwright
-
     workdir = Path(tempfile.mkdtemp(prefix="taskdeck-floor-"))
     for asset in ("taskdeck.css", "taskdeck.js"):
         shutil.copy(ASSETS / asset, workdir / asset)
-    columns: dict[str, dict[str, float]] = {}
     try:
-        with sync_playwright() as playwright:
-            browser = bench.launch_chromium(playwright)
-            for name in CHANGES:
-                print(f"  tracing {name} ...", flush=True)
-                columns[name] = trace_page(browser, workdir, name, args)
-            browser.close()
+        columns = live_trace.trace_each(
+            list(CHANGES), lambda browser, name: trace_page(browser, workdir, name, args)
+        )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    shown = {s for column in columns.values() for s, ms in column.items() if ms >= 0.03}
-    print("\nrenderer main thread, self time per change (ms), one change every 50 ms")
-    print(f"{'trace event':48}" + "".join(f"{name:>14}" for name in columns))
-    for stage in sorted(shown, key=lambda s: -max(c.get(s, 0.0) for c in columns.values())):
-        print(f"{stage[:48]:48}" + "".join(f"{c.get(stage, 0.0):14.3f}" for c in columns.values()))
-    totals = {name: sum(column.values()) for name, column in columns.items()}
-    print(f"{'all':48}" + "".join(f"{total:14.3f}" for total in totals.values()))
+    totals = live_trace.print_columns(
+        columns, "renderer main thread, self time per change (ms), one change every 50 ms"
+    )
     print(f"{'against text':48}" + "".join(f"{t / totals['text']:13.2f}x" for t in totals.values()))
 
 

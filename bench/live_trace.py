@@ -98,6 +98,35 @@ def trace_case(browser, stack, user, variant: dict, args, workdir: Path) -> dict
     }
 
 
+def trace_each(names: list[str], trace_one) -> dict[str, dict[str, float]]:  # noqa: ANN001
+    """In one headless Chromium, `trace_one(browser, name)` for each name: their columns."""
+    from playwright.sync_api import sync_playwright
+
+    columns: dict[str, dict[str, float]] = {}
+    with sync_playwright() as playwright:
+        browser = bench.launch_chromium(playwright)
+        for name in names:
+            print(f"  tracing {name} ...", flush=True)
+            columns[name] = trace_one(browser, name)
+        browser.close()
+    return columns
+
+
+def print_columns(columns: dict[str, dict[str, float]], title: str) -> dict[str, float]:
+    """The self times side by side, busiest stage first, and each column's total (returned)."""
+    names = {name for column in columns.values() for name, ms in column.items() if ms >= SHOWN_MS}
+    width = max(12, *(len(name) + 2 for name in columns))
+    print(f"\n{title}")
+    print(f"{'trace event':48}" + "".join(f"{name:>{width}}" for name in columns))
+    for name in sorted(names, key=lambda n: -max(c.get(n, 0.0) for c in columns.values())):
+        print(
+            f"{name[:48]:48}" + "".join(f"{c.get(name, 0.0):{width}.3f}" for c in columns.values())
+        )
+    totals = {name: sum(column.values()) for name, column in columns.items()}
+    print(f"{'all':48}" + "".join(f"{total:{width}.3f}" for total in totals.values()))
+    return totals
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=200, help="traced events")
@@ -110,17 +139,13 @@ def main() -> None:
     variants += [{"name": f"js {n}", "js": js} for n, js in enumerate(args.js, 1)]
     for variant in variants:
         variant.setdefault("bare", False)
-    from playwright.sync_api import sync_playwright
-
     workdir, stack, user = bench.start_stack("taskdeck-trace-")
-    columns: dict[str, dict[str, float]] = {}
+    by_name = {variant["name"]: variant for variant in variants}
     try:
-        with sync_playwright() as playwright:
-            browser = bench.launch_chromium(playwright)
-            for variant in variants:
-                print(f"  tracing {variant['name']} ...", flush=True)
-                columns[variant["name"]] = trace_case(browser, stack, user, variant, args, workdir)
-            browser.close()
+        columns = trace_each(
+            list(by_name),
+            lambda browser, name: trace_case(browser, stack, user, by_name[name], args, workdir),
+        )
     finally:
         stack.stop()
         shutil.rmtree(workdir, ignore_errors=True)
@@ -128,12 +153,9 @@ def main() -> None:
         print(f"css {n}: {css}")
     for n, js in enumerate(args.js, 1):
         print(f"js {n}: {js}")
-    names = {name for column in columns.values() for name, ms in column.items() if ms >= SHOWN_MS}
-    print(f"\nrenderer main thread, self time per event (ms), {args.events} events at 20/s")
-    print(f"{'trace event':48}" + "".join(f"{name:>12}" for name in columns))
-    for name in sorted(names, key=lambda n: -max(c.get(n, 0.0) for c in columns.values())):
-        print(f"{name[:48]:48}" + "".join(f"{c.get(name, 0.0):12.3f}" for c in columns.values()))
-    print(f"{'all':48}" + "".join(f"{sum(c.values()):12.3f}" for c in columns.values()))
+    print_columns(
+        columns, f"renderer main thread, self time per event (ms), {args.events} events at 20/s"
+    )
 
 
 if __name__ == "__main__":
