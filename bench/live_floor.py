@@ -31,7 +31,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import live_trace  # noqa: E402  (the browser, the trace categories and the self-time sums)
 
-
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 PART_COUNT, PART_SIZE = 100, 10  # as app/state/task_detail.py
 ENTRY_HTML = (
