@@ -31,8 +31,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import live_trace  # noqa: E402  (the browser, the trace categories and the self-time sums)
 
+from app.state.task_detail import LIVE_PARTS, PART_SIZE  # noqa: E402  (the task page's parts)
+
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
-PART_COUNT, PART_SIZE = 100, 10  # as app/state/task_detail.py
 ENTRY_HTML = (
     '<div class="entry-head"><span class="entry-label" data-accent-color="blue">assistant</span>'
     '<span class="entry-time">12:00:00</span></div>'
@@ -57,7 +58,7 @@ CHANGES = {
 
 def page_html(change: str) -> str:
     """A static page: Taskdeck's log box (empty parts, the log's end) and a timer."""
-    parts = '<div class="log-part"></div>' * PART_COUNT
+    parts = '<div class="log-part"></div>' * LIVE_PARTS
     entry = ENTRY_HTML.replace("{n}", "' + i + '")
     return f"""<!doctype html><html><head><link rel="stylesheet" href="taskdeck.css"></head>
 <body><h1>Task</h1>
@@ -73,7 +74,7 @@ function entry(i) {{
   e.innerHTML = '{entry}';
   return e;
 }}
-setInterval(function () {{ if (n >= {PART_COUNT * PART_SIZE - 1}) return; n++; {change} }}, 50);
+setInterval(function () {{ if (n >= {LIVE_PARTS * PART_SIZE - 1}) return; n++; {change} }}, 50);
 </script></body></html>"""
 
 
@@ -111,10 +112,11 @@ def main() -> None:
         )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    totals = live_trace.print_columns(
-        columns, "renderer main thread, self time per change (ms), one change every 50 ms"
+    live_trace.print_columns(
+        columns,
+        "renderer main thread, self time per change (ms), one change every 50 ms",
+        against="text",
     )
-    print(f"{'against text':48}" + "".join(f"{t / totals['text']:13.2f}x" for t in totals.values()))
 
 
 if __name__ == "__main__":

@@ -112,8 +112,9 @@ def trace_each(names: list[str], trace_one) -> dict[str, dict[str, float]]:  # n
     return columns
 
 
-def print_columns(columns: dict[str, dict[str, float]], title: str) -> dict[str, float]:
-    """The self times side by side, busiest stage first, and each column's total (returned)."""
+def print_columns(columns: dict[str, dict[str, float]], title: str, against: str = "") -> None:
+    """The self times side by side, busiest stage first, each column's total, and with
+    `against` (a column's name) each total in times that column's."""
     names = {name for column in columns.values() for name, ms in column.items() if ms >= SHOWN_MS}
     width = max(12, *(len(name) + 2 for name in columns))
     print(f"\n{title}")
@@ -124,7 +125,9 @@ def print_columns(columns: dict[str, dict[str, float]], title: str) -> dict[str,
         )
     totals = {name: sum(column.values()) for name, column in columns.items()}
     print(f"{'all':48}" + "".join(f"{total:{width}.3f}" for total in totals.values()))
-    return totals
+    if against:
+        ratios = (f"{total / totals[against]:.2f}x" for total in totals.values())
+        print(f"{'against ' + against:48}" + "".join(f"{ratio:>{width}}" for ratio in ratios))
 
 
 def main() -> None:
