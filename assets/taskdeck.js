@@ -119,6 +119,31 @@
       requestAnimationFrame(function () { el.__toggled = false; });
     });
   });
+  // A tool call the reader opened stays open when its result comes: the server sends the entry
+  // anew, and the page replaces its HTML (app/log_html.py), folded. The log is watched for
+  // that only while a call is open, so a new entry costs no script.
+  var openCalls = new Set(), calls = null;
+  function reopen() {
+    openCalls.forEach(function (id) {
+      var call = calls.log.querySelector('details[data-id="' + CSS.escape(id) + '"]');
+      if (call && !call.open) call.open = true;
+    });
+  }
+  document.addEventListener("toggle", function (event) {
+    var call = event.target, log = document.getElementById("event-log");
+    if (!log || !call.matches || !call.matches("#event-log details[data-id]")) return;
+    if (call.open) openCalls.add(call.dataset.id);
+    else openCalls.delete(call.dataset.id);
+    if (calls && (calls.log !== log || !openCalls.size)) {
+      calls.disconnect();
+      calls = null;
+    }
+    if (openCalls.size && !calls) {
+      calls = new MutationObserver(reopen);
+      calls.log = log;
+      calls.observe(log, { childList: true, subtree: true });
+    }
+  }, true);
   document.addEventListener("click", function (event) {
     var button = event.target && event.target.closest && event.target.closest("#jump-latest");
     var el = document.getElementById("log-scroll");

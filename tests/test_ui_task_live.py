@@ -380,6 +380,45 @@ def test_opening_a_tool_call_does_not_move_the_log(web_stack, web_user, browser,
         assert not watched.errors, watched.errors
 
 
+def test_a_tool_call_opened_while_it_runs_stays_open_when_its_result_comes(
+    web_stack,
+    web_user,
+    browser,
+    stack_env,  # noqa: F811
+):
+    """The server sends a call's entry anew when its result comes (app/log_html.py): the reader
+    who opened it to read its input keeps it open, and now sees the result too."""
+    from app import live
+    from app.events import TextEvent, ToolResultEvent, ToolUseEvent
+
+    (task_id,) = seed_tasks(1, "slow tool", status="running", finished_at=None)
+    with open_page(browser, "desktop") as watched:
+        page = watched.page
+        open_live_task(page, web_stack, web_user, task_id)
+        live.publish(task_id, ToolUseEvent(attempt=1, id="c1", name="Bash", input={"c": "make"}))
+        live.publish(task_id, ToolUseEvent(attempt=1, id="c2", name="Read", input={"p": "x"}))
+        first, second = (
+            page.locator("#event-log details.tool-call").nth(0),
+            page.locator("#event-log details.tool-call").nth(1),
+        )
+        expect(second).to_have_attribute("data-state", "pending", timeout=30_000)
+        first.locator("summary").click()
+        expect(first.locator(".tool-input")).to_be_visible()
+        live.publish(task_id, ToolResultEvent(attempt=1, tool_use_id="c1", output="built"))
+        live.publish(task_id, ToolResultEvent(attempt=1, tool_use_id="c2", output="read"))
+        live.publish(task_id, TextEvent(attempt=1, text="both back"))
+        expect(second).to_have_attribute("data-state", "ok", timeout=30_000)
+        expect(first).to_have_attribute("data-state", "ok")
+        expect(first.locator(".tool-result")).to_be_visible()  # still open, with its result
+        expect(first.locator(".tool-result")).to_have_text("built")
+        assert second.evaluate("d => d.open") is False  # the other stays folded
+        first.locator("summary").click()  # folded by the reader: it stays folded
+        live.publish(task_id, TextEvent(attempt=1, text="later"))
+        expect(page.locator("#event-log")).to_contain_text("later", timeout=30_000)
+        assert first.evaluate("d => d.open") is False
+        assert not watched.errors, watched.errors
+
+
 def test_a_running_tasks_log_does_not_push_the_page_down(
     web_stack,
     web_user,

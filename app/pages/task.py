@@ -252,10 +252,9 @@ def task_page() -> rx.Component:
                 prompt_card(),
                 rx.heading("Conversation", size="3"),
                 log_view(
-                    S.events,
+                    S.entries,
                     log_parts(),
-                    L.typing,
-                    L.typing_markdown,
+                    L.typing_html,
                     live=S.task["status"] == "running",
                 ),
                 follow_up(),

@@ -19,8 +19,8 @@ import reflex as rx
 from app import live, service
 from app.diff_display import DiffFile, diff_files
 from app.events import TextDeltaEvent, TextEvent
+from app.log_html import entry_row, typing_html
 from app.presenters import (
-    MARKDOWN_SYNTAX,
     attach_result,
     conversation,
     event_item,
@@ -31,7 +31,7 @@ from app.schemas import FollowUpCreate, TaskEventOut
 from app.state.base import client_connected, note_failure
 
 PART_SIZE = 10  # entries per log part
-LIVE_PARTS = 100  # log parts; when all are full (1,000 entries) they join TaskDetailState.events
+LIVE_PARTS = 100  # log parts; when all are full (1,000 entries) they join TaskDetailState.entries
 SHOWN_CHECK_S = 0.5  # how often a busy follower checks that its tab still shows the task
 REFRESH_TYPES = {"status", "result", "diff", "progress", "init"}
 
@@ -59,9 +59,9 @@ class TaskLiveState(rx.State):
     _refresh_failed: bool = False  # the task row could not be read: the loop tries again
 
     @rx.var
-    def typing_markdown(self) -> bool:
-        """Whether the text being typed has markdown in it yet (else it is shown as it is)."""
-        return bool(MARKDOWN_SYNTAX.search(self.typing))
+    def typing_html(self) -> str:
+        """The text being typed, as the log shows it (markdown once it has markdown in it)."""
+        return typing_html(self.typing)
 
     @rx.var
     def progress_pct(self) -> int:
@@ -132,7 +132,7 @@ class TaskLiveState(rx.State):
             elif event.type == "tool_result":  # fold it into its call, wherever that is
                 if not (attach_result(new, item) or await self._attach_to_log(item)):
                     detail = detail or await self.get_state(TaskDetailState)
-                    if not attach_result(detail.events, item):
+                    if not detail._attach(item):
                         new.append(event_item(item))
             else:
                 new.append(event_item(item))
@@ -140,7 +140,7 @@ class TaskLiveState(rx.State):
         while new := await self._add_to_log(new):
             # Every part is full: their entries join the stored conversation.
             detail = detail or await self.get_state(TaskDetailState)
-            detail.events = [*unwrapped(detail.events), *await self._take_log()]
+            detail._show([*detail._items, *await self._take_log()])
         if refresh:
             await self._refresh(detail)
 
@@ -168,7 +168,8 @@ class TaskLiveState(rx.State):
             index, used = divmod(self._logged, PART_SIZE)
             part = await self.get_state(LOG_PARTS[index])
             chunk, items = items[: PART_SIZE - used], items[PART_SIZE - used :]
-            part.entries = [*unwrapped(part.entries), *chunk]
+            part._items = [*part._items, *chunk]
+            part.entries = [*unwrapped(part.entries), *map(entry_row, chunk)]
             self._logged += len(chunk)
         return items
 
@@ -176,9 +177,7 @@ class TaskLiveState(rx.State):
         """Fold a tool result into its call in a log part (newest first); False if none has it."""
         for index in reversed(self._parts_in_use()):
             part = await self.get_state(LOG_PARTS[index])
-            entries = list(unwrapped(part.entries))
-            if attach_result(entries, result):
-                part.entries = entries
+            if part._attach(result):
                 return True
         return False
 
@@ -187,13 +186,37 @@ class TaskLiveState(rx.State):
         entries: list[dict[str, str]] = []
         for index in self._parts_in_use():
             part = await self.get_state(LOG_PARTS[index])
-            entries += unwrapped(part.entries)
-            part.entries = []
+            entries += part._items
+            part._show([])
         self._logged = 0
         return entries
 
 
-class TaskLogPart(rx.State, mixin=True):
+class ShownEntries:
+    """A list of log entries kept twice: `_items`, the display dicts (app.presenters), for the
+    server to fold tool results into; `entries`, the rows the page shows (app.log_html: kind,
+    error and the entry's HTML), made once per entry and again only when the entry changes.
+    (A plain mixin: each state declares the two vars itself.)"""
+
+    def _show(self, items: list[dict[str, str]]) -> None:
+        """Show these entries instead (rows made anew)."""
+        self._items = items
+        self.entries = [entry_row(item) for item in items]
+
+    def _attach(self, result: TaskEventOut) -> bool:
+        """Fold a tool result into its call's entry (newest first); False if none has it."""
+        items = list(self._items)
+        if not attach_result(items, result):
+            return False
+        rows = list(unwrapped(self.entries))
+        for index, (old, new) in enumerate(zip(self._items, items, strict=True)):
+            if old is not new:  # attach_result replaced this one
+                rows[index] = entry_row(new)
+        self._items, self.entries = items, rows
+        return True
+
+
+class TaskLogPart(ShownEntries, rx.State, mixin=True):
     """One part of the live log (TaskLiveState fills the parts in order, PART_SIZE entries each).
 
     Each part is a state class of its own (TaskLogPart0 ... below) because the browser notifies
@@ -201,7 +224,8 @@ class TaskLogPart(rx.State, mixin=True):
     entry re-rendered the reader of every part (40 of them; 200 parts made the 10-tab p95 of
     bench/live_latency.py ten times slower), now only its own part's list."""
 
-    entries: list[dict[str, str]] = []
+    entries: list[list[str]] = []
+    _items: list[dict[str, str]] = []
 
 
 def _log_part_class(number: int) -> type[TaskLogPart]:
@@ -219,12 +243,13 @@ def log_parts() -> list[rx.Var]:
     return [part.entries for part in LOG_PARTS]
 
 
-class TaskDetailState(rx.State):
+class TaskDetailState(ShownEntries, rx.State):
     """One task page; a background event follows only this task's stream."""
 
     task_id: int = 0
     task: dict[str, str] = {}
-    events: list[dict[str, str]] = []  # the conversation before the log parts
+    entries: list[list[str]] = []  # the conversation before the log parts (rows, as shown)
+    _items: list[dict[str, str]] = []  # the same as display dicts
     attempts: list[dict[str, str]] = []
     not_found: bool = False
     follow_up_text: str = ""
@@ -271,7 +296,8 @@ class TaskDetailState(rx.State):
         live_state._clear()
         await live_state._take_log()
         self.task_id = self._task_id_from_url()
-        self.events, self.action_error = [], ""
+        self._show([])
+        self.action_error = ""
         # The stored events before the task row: the page follows the stream after the last
         # stored event, so a status change the row does not show yet must come after it. (Read
         # the other way round, a task ending between the two reads showed "running" for good:
@@ -281,7 +307,7 @@ class TaskDetailState(rx.State):
         self._refresh_task(live_state)
         if self.not_found:
             return
-        self.events = conversation(stored)
+        self._show(conversation(stored))
         for event in stored:
             if event.type == "progress":
                 live_state.turn = int(event.data.get("turn") or 0)
