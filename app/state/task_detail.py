@@ -48,7 +48,7 @@ class TaskLiveState(rx.State):
     and this small state when the typing, the turn or the tokens change; TaskDetailState is
     touched when the parts are full or the task row must be read again."""
 
-    typing: str = ""
+    _typing: str = ""  # the text being typed (the page gets its HTML, typing_html)
     turn: int = 0
     max_turns: int = 0
     usage: dict[str, str] = {}  # the running attempt's tokens and cost so far (usage events)
@@ -61,7 +61,7 @@ class TaskLiveState(rx.State):
     @rx.var
     def typing_html(self) -> str:
         """The text being typed, as the log shows it (markdown once it has markdown in it)."""
-        return typing_html(self.typing)
+        return typing_html(self._typing)
 
     @rx.var
     def progress_pct(self) -> int:
@@ -69,7 +69,7 @@ class TaskLiveState(rx.State):
         return min(100, int(100 * self.turn / self.max_turns)) if self.max_turns else 0
 
     def _clear(self) -> None:
-        self.typing, self.turn, self.max_turns, self.usage = "", 0, 0, {}
+        self._typing, self.turn, self.max_turns, self.usage = "", 0, 0, {}
         self._refresh_failed = False
 
     @rx.event(background=True)
@@ -109,10 +109,10 @@ class TaskLiveState(rx.State):
         detail = None
         for stream_id, event in entries:
             if isinstance(event, TextDeltaEvent):
-                self.typing += event.text
+                self._typing += event.text
                 continue
-            if isinstance(event, TextEvent) and self.typing:
-                self.typing = ""
+            if isinstance(event, TextEvent) and self._typing:
+                self._typing = ""
             if event.type in ("usage", "result", "status"):  # the result is the truth at the end
                 estimated = event.type == "usage"
                 self.usage = (
