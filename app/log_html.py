@@ -94,11 +94,16 @@ def markdown_html(text: str) -> str:
     return MARKDOWN.render(text)
 
 
+def text_html(text: str, class_name: str, markdown: bool, render=markdown_html) -> str:  # noqa: ANN001
+    """The model's text: rendered markdown when it has markdown in it, else plain text."""
+    if markdown:
+        return f'<div class="{class_name} markdown">{render(text)}</div>'
+    return f'<div class="{class_name} plain-text">{escape(text)}</div>'
+
+
 def model_text(item: dict[str, str], class_name: str) -> str:
-    """The model's text: markdown when it has markdown in it, else plain text."""
-    if item["markdown"] == "true":
-        return f'<div class="{class_name} markdown">{markdown_html(item["body"])}</div>'
-    return f'<div class="{class_name} plain-text">{escape(item["body"])}</div>'
+    """A finished message or result of the model (its markdown kept for the next page)."""
+    return text_html(item["body"], class_name, item["markdown"] == "true")
 
 
 def tool_call(item: dict[str, str]) -> str:
@@ -160,6 +165,5 @@ def typing_html(text: str) -> str:
     """The model's text while it is being typed: markdown once it has markdown in it."""
     if not text:
         return ""
-    if MARKDOWN_SYNTAX.search(text):
-        return f'<div class="markdown">{MARKDOWN.render(text)}</div>'
-    return f'<div class="plain-text">{escape(text)}</div>'
+    # Not kept: each delta makes a new text.
+    return text_html(text, "typing-text", bool(MARKDOWN_SYNTAX.search(text)), MARKDOWN.render)

@@ -168,8 +168,7 @@ class TaskLiveState(rx.State):
             index, used = divmod(self._logged, PART_SIZE)
             part = await self.get_state(LOG_PARTS[index])
             chunk, items = items[: PART_SIZE - used], items[PART_SIZE - used :]
-            part._items = [*part._items, *chunk]
-            part.entries = [*unwrapped(part.entries), *map(entry_row, chunk)]
+            part._append(chunk)
             self._logged += len(chunk)
         return items
 
@@ -203,15 +202,22 @@ class ShownEntries:
         self._items = items
         self.entries = [entry_row(item) for item in items]
 
+    def _append(self, items: list[dict[str, str]]) -> None:
+        """Show these entries after the others (rows made for them only)."""
+        self._items = [*self._items, *items]
+        self.entries = [*unwrapped(self.entries), *map(entry_row, items)]
+
     def _attach(self, result: TaskEventOut) -> bool:
         """Fold a tool result into its call's entry (newest first); False if none has it."""
-        items = list(self._items)
+        held = unwrapped(self._items)  # the dicts themselves (a state wraps what it hands out)
+        items = list(held)
         if not attach_result(items, result):
             return False
         rows = list(unwrapped(self.entries))
-        for index, (old, new) in enumerate(zip(self._items, items, strict=True)):
+        for index, (old, new) in enumerate(zip(held, items, strict=True)):
             if old is not new:  # attach_result replaced this one
                 rows[index] = entry_row(new)
+                break
         self._items, self.entries = items, rows
         return True
 
