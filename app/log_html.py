@@ -17,6 +17,7 @@ when they name their language. No reflex import.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 from html import escape
 
@@ -94,7 +95,9 @@ def markdown_html(text: str) -> str:
     return MARKDOWN.render(text)
 
 
-def text_html(text: str, class_name: str, markdown: bool, render=markdown_html) -> str:  # noqa: ANN001
+def text_html(
+    text: str, class_name: str, markdown: bool, render: Callable[[str], str] = markdown_html
+) -> str:
     """The model's text: rendered markdown when it has markdown in it, else plain text."""
     if markdown:
         return f'<div class="{class_name} markdown">{render(text)}</div>'
