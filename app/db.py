@@ -34,13 +34,19 @@ def _forget_inherited_connections() -> None:
 os.register_at_fork(after_in_child=_forget_inherited_connections)
 
 
+def make_sqlite_directory(url: str) -> None:
+    """For a SQLite file, make its directory (a fresh checkout has no .taskdeck yet)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+
+
 @lru_cache(maxsize=8)
 def engine_for(url: str) -> Engine:
     """One engine per database URL; SQLite gets WAL, a busy timeout and its directory made."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        make_sqlite_directory(url)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
         @event.listens_for(engine, "connect")
@@ -130,6 +136,7 @@ def upgrade_database(url: str | None = None) -> None:
     config.set_main_option("script_location", str(PROJECT_ROOT / "alembic"))
     config.set_main_option("sqlalchemy.url", url)
     if make_url(url).get_backend_name() != "postgresql":
+        make_sqlite_directory(url)  # Alembic opens the file with an engine of its own
         command.upgrade(config, "head")
         return
     # Many workers and app processes start at once against one PostgreSQL: one migrates at a

@@ -78,6 +78,16 @@ def test_migrations_have_one_head_and_a_linear_history():
     assert all(not rev.is_merge_point for rev in revisions)
 
 
+def test_the_first_upgrade_makes_the_sqlite_files_directory(tmp_path):
+    """A fresh checkout has no .taskdeck: `make run` migrates before anything else made it."""
+    from app.db import upgrade_database
+
+    database = tmp_path / "fresh" / ".taskdeck" / "taskdeck.db"
+    upgrade_database(f"sqlite:///{database}")
+    assert database.is_file()
+    assert {"task", "attempt", "taskevent"} <= tables(f"sqlite:///{database}")
+
+
 def test_upgrade_downgrade_upgrade_round_trip(empty_database):
     url = empty_database
     config = alembic_config(url)
