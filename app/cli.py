@@ -196,8 +196,9 @@ def describe(event: dict) -> str | None:
     if kind == "api_retry":
         return f"API retry {event.get('retry')}/{event.get('max_retries')}: {event.get('error')}"
     if kind == "diff":
+        files = event.get("files_changed")
         return (
-            f"diff: {event.get('files_changed')} files, +{event.get('lines_added')} "
+            f"diff: {files} file{'' if files == 1 else 's'}, +{event.get('lines_added')} "
             f"-{event.get('lines_removed')}"
         )
     if kind in ("text_delta", "stderr", "usage"):  # typing, noise, running counts: not printed

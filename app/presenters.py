@@ -104,12 +104,17 @@ def task_detail(task: TaskOut) -> dict[str, str]:
         session=task.session_id or "",
         workspace=task.workspace or "",
         diffstat=(
-            f"{task.files_changed} files, +{task.lines_added} -{task.lines_removed}"
+            diffstat(task.files_changed, task.lines_added, task.lines_removed)
             if task.files_changed
             else ""
         ),
     )
     return row
+
+
+def diffstat(files: int, added: object, removed: object) -> str:
+    """What a diff changed, in words: "1 file, +9 -0", "3 files, +40 -2"."""
+    return f"{files} file{'' if files == 1 else 's'}, +{added} -{removed}"
 
 
 def event_item(event: TaskEventOut) -> dict[str, str]:
@@ -161,7 +166,7 @@ def event_item(event: TaskEventOut) -> dict[str, str]:
     elif kind == "diff":
         label = "diff"
         added, removed = data.get("lines_added"), data.get("lines_removed")
-        body = f"{data.get('files_changed')} files, +{added} -{removed}"
+        body = diffstat(data.get("files_changed") or 0, added, removed)
     elif kind == "raw":
         inner = data.get("data") if isinstance(data.get("data"), dict) else data
         label = " ".join(str(inner.get(k)) for k in ("type", "subtype") if inner.get(k)) or "raw"

@@ -160,6 +160,13 @@ class TaskdeckWorker(GracefulShutdown, Worker):
                 wait_s = min(wait_s * 2, 30.0)
 
 
+def without_maintenance_lines(record: logging.LogRecord) -> bool:
+    """RQ logs each registry maintenance at INFO ("Worker ...: cleaning group registries"); it
+    runs every `maintenance_interval_s` (5 s), which filled `make run`'s output with nothing
+    else. A filter on RQ's worker log drops those lines and keeps the rest."""
+    return not str(record.msg).startswith("Worker %s: cleaning ")
+
+
 def _utcnow():  # noqa: ANN202
     from rq.utils import now
 
@@ -195,6 +202,7 @@ def run_one_worker(burst: bool) -> None:
         maintenance_interval=settings.maintenance_interval_s,
         job_monitoring_interval=settings.job_monitoring_interval_s,
     )
+    logging.getLogger("rq.worker").addFilter(without_maintenance_lines)
     worker.work(burst=burst, with_scheduler=False, logging_level="INFO")
 
 
