@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 
 from app.schemas import TaskEventOut, TaskOut
 
@@ -26,6 +26,12 @@ STATUS_TONES = {
 def when(value: datetime | None) -> str:
     """A datetime for display, or an empty string."""
     return value.strftime("%Y-%m-%d %H:%M:%S") if value else ""
+
+
+def seconds_since(value: datetime) -> int:
+    """Whole seconds from `value` (UTC when it has no zone) until now, never below 0."""
+    aware = value if value.tzinfo else value.replace(tzinfo=UTC)
+    return max(0, int(datetime.now(UTC).timestamp() - aware.timestamp()))
 
 
 def money(value: float) -> str:
@@ -100,6 +106,11 @@ def task_detail(task: TaskOut) -> dict[str, str]:
         cache_tokens=str(task.cache_read_tokens + task.cache_creation_tokens),
         attempts=f"{task.attempts_count}/{task.max_attempts}",
         started=when(task.started_at),
+        elapsed_s=(
+            str(seconds_since(task.started_at))
+            if task.status == "running" and task.started_at
+            else ""
+        ),
         finished=when(task.finished_at),
         session=task.session_id or "",
         workspace=task.workspace or "",

@@ -1,4 +1,5 @@
-// Taskdeck page helpers (plain DOM, no framework): keyboard submit and the log's auto-scroll.
+// Taskdeck page helpers (plain DOM, no framework): keyboard submit, the log's auto-scroll and a
+// running task's clock.
 (function () {
   if (window.__taskdeck) return;
   window.__taskdeck = true;
@@ -155,4 +156,23 @@
     var el = document.getElementById("log-scroll");
     if (el) attach(el);
   }, 300);
+
+  // A running task's clock: an element of class elapsed-clock with data-elapsed (the seconds the task had run when
+  // the server read it) shows the time since, counted on by the browser's own clock, so a
+  // difference between the two machines' clocks does not show. The server's duration
+  // replaces it when the task ends. Text is only set when it changes (once a second).
+  function elapsed(seconds) {
+    return seconds < 120 ? seconds + " s" : (seconds / 60).toFixed(1) + " min";
+  }
+  var clocks = document.getElementsByClassName("elapsed-clock");  // live, kept by the browser
+  setInterval(function () {
+    Array.prototype.forEach.call(clocks, function (clock) {
+      if (clock.__from !== clock.dataset.elapsed) {
+        clock.__from = clock.dataset.elapsed;
+        clock.__start = Date.now() - 1000 * Number(clock.dataset.elapsed);
+      }
+      var text = elapsed(Math.floor((Date.now() - clock.__start) / 1000));
+      if (clock.textContent !== text) clock.textContent = text;
+    });
+  }, 250);
 })();

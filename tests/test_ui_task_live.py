@@ -1,6 +1,6 @@
-"""The task page in a real headless Chromium against the whole stack (demo mode): tokens and
-cost tick during a slow turn (usage events) on the task page and the task cards, and the diff
-shows unified or side by side (remembered per browser), fitting a phone, in light and dark."""
+"""The task page in a real headless Chromium against the whole stack (demo mode): tokens, cost
+and the clock tick during a slow turn (usage events) on the task page and the task cards, and the
+diff shows unified or side by side (remembered per browser), fitting a phone, in light and dark."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from contextlib import contextmanager
 
 from playwright.sync_api import expect
 
+from app.presenters import duration
 from tests.conftest import queue_held, sign_in, wait_for_status
 from tests.ui_fixtures import open_page, seed_tasks, stack_env  # noqa: F401  (fixture)
 
@@ -61,6 +62,9 @@ def test_tokens_and_cost_tick_during_a_slow_turn(web_stack, web_user, browser, s
         expect(status).to_have_attribute("data-status", "running", timeout=60_000)
         expect(page.locator("#event-log .typing")).to_be_visible(timeout=60_000)
         expect(page.locator("#stat-cost")).to_have_text(re.compile(r"^~\$0\.\d{4}$"))
+        clock = page.locator("#stat-duration")  # the time it has run so far, ticking
+        expect(clock).to_have_text(re.compile(r"^\d+ s$"))
+        expect(clock).not_to_have_text(clock.inner_text(), timeout=5_000)
         counts = [tokens_out(page)]
         deadline = time.monotonic() + 60
         while status.get_attribute("data-status") == "running" and time.monotonic() < deadline:
@@ -78,6 +82,7 @@ def test_tokens_and_cost_tick_during_a_slow_turn(web_stack, web_user, browser, s
             f"{final.input_tokens} / {final.output_tokens}", timeout=10_000
         )
         expect(page.locator("#stat-cost")).to_have_text(f"${final.cost_usd:.4f}")
+        expect(clock).to_have_text(duration(final.duration_ms))  # the run's own, once it ended
         assert not watched.errors, watched.errors
 
 

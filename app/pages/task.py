@@ -114,7 +114,15 @@ def header() -> rx.Component:
                 ),
                 "stat-tokens",
             ),
-            stat("Duration", t["duration"], "stat-duration"),
+            stat(
+                "Duration",
+                rx.cond(  # a running task's clock ticks in the browser (assets/taskdeck.js)
+                    t["elapsed_s"] != "",
+                    rx.el.span(class_name="elapsed-clock", data_elapsed=t["elapsed_s"]),
+                    t["duration"],
+                ),
+                "stat-duration",
+            ),
             stat("Attempts", t["attempts"], "stat-attempts"),
             stat("Model", t["model"], "stat-model"),
             columns=rx.breakpoints(initial="2", sm="3", md="6"),
