@@ -131,7 +131,11 @@ class ResultEvent(BaseEvent):
     is_error: bool
     subtype: str = "success"
     text: str | None = None
-    cost_usd: float = 0.0
+    cost_usd: float = Field(
+        default=0.0,
+        description="This run's own cost (a follow-up's CLI reports its session's so far: the "
+        "earlier runs' share is taken off).",
+    )
     input_tokens: int = 0
     output_tokens: int = 0
     cache_read_tokens: int = 0

@@ -95,9 +95,11 @@ class Attempt(SQLModel, table=True):
     finished_at: datetime | None = None
     session_id: str | None = Field(default=None, max_length=100)
     exit_code: int | None = None
-    cost_usd: float = 0.0
+    cost_usd: float = 0.0  # this attempt's own, not its session's so far
     input_tokens: int = 0
     output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_creation_tokens: int = 0
     num_turns: int = 0
     duration_ms: int = 0
 

@@ -47,11 +47,17 @@ def duration(ms: int) -> str:
     return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 
-def usage_values(data: dict, estimated: bool = True) -> dict[str, str]:
+def usage_values(data: dict, estimated: bool = True, settled: dict | None = None) -> dict[str, str]:
     """Tokens and cost of a usage (or result) event's data, for display: {tokens_in, tokens_out,
-    tokens, cost}; an estimated cost is marked ~, an unknown one (model price unknown) is "-"."""
-    tokens_in, tokens_out = int(data.get("input_tokens") or 0), int(data.get("output_tokens") or 0)
+    tokens, cost}; an estimated cost is marked ~, an unknown one (model price unknown) is "-".
+    `settled` (`settled_usage`: what the task's finished attempts spent) is added, so a retry or
+    a follow-up shows the task's whole spend, as its row will once the attempt is settled."""
+    settled = settled or {}
+    tokens_in = int(data.get("input_tokens") or 0) + int(settled.get("input_tokens") or 0)
+    tokens_out = int(data.get("output_tokens") or 0) + int(settled.get("output_tokens") or 0)
     cost = data.get("cost_usd")
+    if cost is not None:
+        cost = float(cost) + float(settled.get("cost_usd") or 0.0)
     return {
         "tokens_in": str(tokens_in),
         "tokens_out": str(tokens_out),
@@ -60,11 +66,22 @@ def usage_values(data: dict, estimated: bool = True) -> dict[str, str]:
     }
 
 
+def settled_usage(task: TaskOut) -> dict[str, str]:
+    """What a task's finished attempts spent (its stored totals), as strings for a row."""
+    return {
+        "input_tokens": str(task.input_tokens),
+        "output_tokens": str(task.output_tokens),
+        "cost_usd": repr(task.cost_usd),
+    }
+
+
 def with_usage(row: dict[str, str], usage: dict | None) -> dict[str, str]:
-    """A task row showing a running task's usage so far (from its newest usage event)."""
+    """A task row showing a running task's usage so far: its settled totals plus its current
+    attempt's newest usage event."""
     if not usage:
         return row
-    values = usage_values(usage)
+    settled = {name[len("settled_") :]: v for name, v in row.items() if name.startswith("settled_")}
+    values = usage_values(usage, settled=settled)
     return {**row, "tokens": values["tokens"], "cost": values["cost"], "usage_live": "true"}
 
 
@@ -92,6 +109,7 @@ def _task_row(task: TaskOut) -> dict[str, str]:
         "active": "true" if task.status in ("queued", "running") else "",
         "retryable": "true" if task.status in ("failed", "cancelled") else "",
         "usage_live": "",
+        **{f"settled_{name}": value for name, value in settled_usage(task).items()},
     }
 
 

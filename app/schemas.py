@@ -161,9 +161,11 @@ class AttemptOut(BaseModel):
     started_at: datetime
     finished_at: datetime | None
     session_id: str | None
-    cost_usd: float
+    cost_usd: float = Field(description="This attempt's own cost (not its session's so far).")
     input_tokens: int
     output_tokens: int
+    cache_read_tokens: int
+    cache_creation_tokens: int
     num_turns: int
     duration_ms: int
 
@@ -192,13 +194,13 @@ class TaskOut(BaseModel):
     session_id: str | None
     workspace: str | None
     result_text: str | None
-    cost_usd: float
-    input_tokens: int
-    output_tokens: int
-    cache_read_tokens: int
-    cache_creation_tokens: int
-    num_turns: int
-    duration_ms: int
+    cost_usd: float = Field(description="All attempts together (runs, retries, follow-ups).")
+    input_tokens: int = Field(description="All attempts together, as the cost.")
+    output_tokens: int = Field(description="All attempts together, as the cost.")
+    cache_read_tokens: int = Field(description="All attempts together, as the cost.")
+    cache_creation_tokens: int = Field(description="All attempts together, as the cost.")
+    num_turns: int = Field(description="Turns of the latest attempt (max_turns limits each).")
+    duration_ms: int = Field(description="How long the latest attempt ran, as Claude Code says.")
     files_changed: int
     lines_added: int
     lines_removed: int

@@ -386,6 +386,7 @@ def cancel_task(task_id: int) -> TaskOut:
                 release_global_gate(job, cancelled=True)  # the second gate, which RQ does not know
         except (NoSuchJobError, InvalidJobOperation):
             pass
+    backfill_events(task_id)  # the run's newest usage events, published but not stored yet
     close_open_attempts(task_id, TaskStatus.CANCELLED, reason)
     publish_status(task_id, TaskStatus.CANCELLED, reason)
     return get_task(task_id)
@@ -401,14 +402,80 @@ def current_job_id(task_id: int) -> str | None:
     return job_id_for(task_id, runs) if runs else None
 
 
+USAGE_FIELDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens")
+
+
 def close_open_attempts(task_id: int, status: str, reason: str) -> None:
-    """End every attempt of a task still marked running."""
+    """End every attempt of a task still marked running (cancelled, its worker lost, handed
+    back). Such an attempt has no result, but it did spend: it keeps the tokens and estimated
+    cost of its newest stored usage event, and the task's totals count them."""
     with session_scope() as session:
-        session.exec(
-            update(Attempt)
-            .where(col(Attempt.task_id) == task_id, col(Attempt.status) == TaskStatus.RUNNING)
-            .values(status=status, reason=reason, finished_at=utcnow())
-        )
+        attempts = session.exec(
+            select(Attempt).where(
+                col(Attempt.task_id) == task_id, col(Attempt.status) == TaskStatus.RUNNING
+            )
+        ).all()
+        for attempt in attempts:
+            attempt.status, attempt.reason, attempt.finished_at = status, reason, utcnow()
+            for name, value in usage_so_far(task_id, attempt.number).items():
+                setattr(attempt, name, value)
+            session.add(attempt)
+    if attempts:
+        settle_usage(task_id)
+
+
+def usage_so_far(task_id: int, attempt: int) -> dict[str, Any]:
+    """An attempt's tokens and estimated cost as its newest stored usage event has them, for an
+    attempt that ended without a result ({} if it had none)."""
+    with session_scope() as session:
+        usage = session.exec(
+            select(TaskEvent.data)
+            .where(
+                col(TaskEvent.task_id) == task_id,
+                col(TaskEvent.attempt) == attempt,
+                col(TaskEvent.type) == "usage",
+            )
+            .order_by(col(TaskEvent.id).desc())
+            .limit(1)
+        ).first()
+    if not usage:
+        return {}
+    return {
+        "cost_usd": float(usage.get("cost_usd") or 0.0),
+        **{name: int(usage.get(name) or 0) for name in USAGE_FIELDS},
+    }
+
+
+def usage_totals(task_id: int) -> dict[str, Any]:
+    """The task's cost and tokens: the sums over its attempts (each attempt's own share)."""
+    columns = [col(Attempt.cost_usd), *(col(getattr(Attempt, name)) for name in USAGE_FIELDS)]
+    with session_scope() as session:
+        sums = session.exec(
+            select(*(func.coalesce(func.sum(c), 0) for c in columns)).where(
+                col(Attempt.task_id) == task_id
+            )
+        ).one()
+    tokens = {name: int(value) for name, value in zip(USAGE_FIELDS, sums[1:], strict=True)}
+    return {"cost_usd": float(sums[0]), **tokens}
+
+
+def settle_usage(task_id: int) -> None:
+    """Store on the task the sums of its attempts' cost and tokens (`usage_totals`)."""
+    with session_scope() as session:
+        session.exec(update(Task).where(col(Task.id) == task_id).values(**usage_totals(task_id)))
+
+
+def session_cost(task_id: int, session_id: str | None) -> float:
+    """What a task's attempts in one Claude session cost so far (a follow-up continues it)."""
+    if not session_id:
+        return 0.0
+    with session_scope() as session:
+        total = session.exec(
+            select(func.coalesce(func.sum(Attempt.cost_usd), 0.0)).where(
+                col(Attempt.task_id) == task_id, col(Attempt.session_id) == session_id
+            )
+        ).one()
+    return float(total)
 
 
 def _requeue(task_id: int, reason: str, kind: str, prompt: str | None = None) -> TaskOut:

@@ -1,10 +1,11 @@
-"""UsageTally: running totals across streamed messages, estimated cost, and the throttle."""
+"""UsageTally: running totals across streamed messages, estimated cost, and the throttle; a
+run's own cost when its session had cost before; what a task and its attempts count as spent."""
 
 from __future__ import annotations
 
 import pytest
 
-from worker.usage import UsageTally, estimate_cost, price_of
+from worker.usage import UsageTally, estimate_cost, price_of, run_cost
 
 
 class Clock:
@@ -99,3 +100,50 @@ def test_usage_shows_as_an_estimate_or_tokens_only():
     row = {"id": "1", "tokens": "0", "cost": "$0.0000", "usage_live": ""}
     assert with_usage(row, None) is row
     assert with_usage(row, {"input_tokens": 4, "output_tokens": 2})["tokens"] == "6"
+
+
+def test_a_follow_ups_own_cost_is_what_it_adds_to_its_sessions():
+    # The first run cost 0.1081; the follow-up's CLI reports the session's 0.1552 so far, and
+    # its own tokens at list price come to 0.0471.
+    assert run_cost(0.1552, 0.1081, 0.0471) == pytest.approx(0.0471)
+    assert run_cost(0.1552, 0.1081, None) == pytest.approx(0.0471)  # a model with no list price
+    assert run_cost(0.05, 0.0, 0.05) == 0.05  # nothing before: the report is the run's own
+    assert run_cost(0.03, 0.1081, 0.03) == 0.03  # less than before: not counted on from it
+    assert run_cost(0.12, 0.02, 0.12) == 0.12  # its own tokens say the report is its own
+
+
+def test_a_running_tasks_usage_adds_what_its_finished_attempts_spent():
+    from app.presenters import usage_values, with_usage
+
+    settled = {"input_tokens": "100", "output_tokens": "10", "cost_usd": "0.25"}
+    live = {"input_tokens": 4, "output_tokens": 2, "cost_usd": 0.01}
+    shown = usage_values(live, settled=settled)
+    assert shown == {"tokens_in": "104", "tokens_out": "12", "tokens": "116", "cost": "~$0.2600"}
+    row = {"id": "1", "tokens": "110", "cost": "$0.2500", "usage_live": ""}
+    row |= {f"settled_{name}": value for name, value in settled.items()}
+    assert with_usage(row, live)["tokens"] == "116"
+    twice = with_usage(with_usage(row, live), live)  # the list page applies each new usage
+    assert (twice["tokens"], twice["cost"]) == ("116", "~$0.2600")
+
+
+def test_a_cancelled_run_keeps_what_it_spent(env, worker_pool):
+    from app import live, service
+    from app.schemas import TaskCreate
+    from tests.conftest import wait_for_status, wait_until
+
+    task = service.create_task(TaskCreate(prompt="long [scenario:slow] [delay:0.3]"))
+    wait_until(
+        lambda: any(e.type == "usage" and e.output_tokens for _, e in live.read(task.id)),
+        60,
+        message="a usage event with output tokens",
+    )
+
+    service.cancel_task(task.id)
+
+    done = wait_for_status(task.id, ("cancelled",), timeout=30)
+    [attempt] = service.list_attempts(task.id)
+    assert attempt.status == "cancelled"
+    assert attempt.input_tokens > 0 and attempt.output_tokens > 0 and attempt.cost_usd > 0
+    spent = (attempt.cost_usd, attempt.input_tokens, attempt.output_tokens)
+    assert (done.cost_usd, done.input_tokens, done.output_tokens) == spent
+    assert done.cache_creation_tokens == attempt.cache_creation_tokens

@@ -50,7 +50,7 @@ from app.events import (
 from app.schemas import local_path
 from app.settings import get_settings
 from worker import sandbox, workspace
-from worker.usage import UsageTally
+from worker.usage import UsageTally, estimate_cost, run_cost
 
 log = logging.getLogger(__name__)
 STDERR_LINE_LIMIT = 2_000
@@ -88,6 +88,12 @@ class RunSpec(BaseModel):
     permission_mode: Literal["acceptEdits", "bypassPermissions", "default", "plan"] = "acceptEdits"
     system_prompt_append: str | None = None
     resume: str | None = Field(default=None, description="Claude session id to continue.")
+    session_cost_usd: float = Field(
+        default=0.0,
+        ge=0,
+        description="What the resumed session's earlier runs cost: the result's total counts "
+        "on from it, and the run's own cost is what it adds.",
+    )
     timeout_s: float = Field(default=3600, gt=0, description="Wall-clock limit of the run.")
     idle_timeout_s: float = Field(default=600, gt=0, description="Limit of silence from claude.")
     env: dict[str, str] = {}
@@ -185,9 +191,11 @@ class EventMapper:
     """Turns SDK messages into Taskdeck events, keeping the turn count for progress and the
     running token usage (throttled usage events, from the raw stream events; see usage.py)."""
 
-    def __init__(self, attempt: int, max_turns: int) -> None:
+    def __init__(self, attempt: int, max_turns: int, session_cost_usd: float = 0.0) -> None:
         self.attempt = attempt
         self.max_turns = max_turns
+        self.session_cost_usd = session_cost_usd  # a resumed session's cost before this run
+        self.model: str | None = None  # from the init message
         self.turns = 0
         self._seen_message_ids: set[str] = set()
         self.usage = UsageTally(attempt)
@@ -221,6 +229,7 @@ class EventMapper:
         if isinstance(message, SystemMessage):
             data = message.data or {}
             if message.subtype == "init":
+                self.model = data.get("model")
                 return [
                     InitEvent(
                         attempt=a,
@@ -284,17 +293,25 @@ class EventMapper:
             return events
         if isinstance(message, ResultMessage):
             usage = message.usage or {}
+            tokens = {
+                "input_tokens": int(usage.get("input_tokens") or 0),
+                "output_tokens": int(usage.get("output_tokens") or 0),
+                "cache_read_tokens": int(usage.get("cache_read_input_tokens") or 0),
+                "cache_creation_tokens": int(usage.get("cache_creation_input_tokens") or 0),
+            }
+            cost = run_cost(
+                float(message.total_cost_usd or 0.0),
+                self.session_cost_usd,
+                estimate_cost(self.model, tokens),
+            )
             return [
                 ResultEvent(
                     attempt=a,
                     is_error=bool(message.is_error),
                     subtype=message.subtype,
                     text=message.result,
-                    cost_usd=float(message.total_cost_usd or 0.0),
-                    input_tokens=int(usage.get("input_tokens") or 0),
-                    output_tokens=int(usage.get("output_tokens") or 0),
-                    cache_read_tokens=int(usage.get("cache_read_input_tokens") or 0),
-                    cache_creation_tokens=int(usage.get("cache_creation_input_tokens") or 0),
+                    cost_usd=cost,
+                    **tokens,
                     num_turns=int(message.num_turns or 0),
                     duration_ms=int(message.duration_ms or 0),
                     session_id=message.session_id,
@@ -471,7 +488,7 @@ async def run_claude(spec: RunSpec, emit: Callable[[Event], None], attempt: int 
 
     settings = get_settings()
     outcome = RunOutcome()
-    mapper = EventMapper(attempt, spec.max_turns)
+    mapper = EventMapper(attempt, spec.max_turns, spec.session_cost_usd if spec.resume else 0.0)
     stderr_events = 0
     max_output = spec.max_output_bytes or settings.max_output_mb * 2**20
 

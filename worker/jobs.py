@@ -196,6 +196,9 @@ def run_attempt(task_id: int) -> str:
             allowed_tools=snapshot.allowed_tools,
             permission_mode=snapshot.permission_mode,
             resume=snapshot.session_id if kind == "follow_up" else None,
+            session_cost_usd=(
+                service.session_cost(task_id, snapshot.session_id) if kind == "follow_up" else 0.0
+            ),
             timeout_s=snapshot.timeout_s or settings.task_timeout_s,
             idle_timeout_s=settings.idle_timeout_s,
             config_dir=str(sandbox.config_dir_for(task_id)),
@@ -254,12 +257,16 @@ def finish_attempt(task_id: int, attempt_id: int, number: int, outcome: RunOutco
     usage = {}
     if result is not None:
         usage = dict(
-            cost_usd=result.cost_usd,
+            cost_usd=result.cost_usd,  # the run's own (worker/usage.py run_cost)
             input_tokens=result.input_tokens,
             output_tokens=result.output_tokens,
+            cache_read_tokens=result.cache_read_tokens,
+            cache_creation_tokens=result.cache_creation_tokens,
             num_turns=result.num_turns,
             duration_ms=result.duration_ms,
         )
+    else:  # no result (a timeout, a crash): what its usage events counted was still spent
+        usage = service.usage_so_far(task_id, number)
     if outcome.ok:
         status, reason = TaskStatus.SUCCEEDED, None
     else:
@@ -283,11 +290,10 @@ def finish_attempt(task_id: int, attempt_id: int, number: int, outcome: RunOutco
         )
     if result is not None:
         task_values.update(
-            usage,
-            result_text=result.text,
-            cache_read_tokens=result.cache_read_tokens,
-            cache_creation_tokens=result.cache_creation_tokens,
+            result_text=result.text, num_turns=result.num_turns, duration_ms=result.duration_ms
         )
+    # Cost and tokens are the task's over all its attempts (retries and follow-ups spend too).
+    task_values.update(service.usage_totals(task_id))
     retries_left = (job.retries_left or 0) if job is not None else 0
     if status == TaskStatus.FAILED and is_retryable(outcome) and retries_left > 0:
         retry_reason = f"retrying after: {reason}"

@@ -68,6 +68,23 @@ def estimate_cost(model: str | None, usage: dict[str, int]) -> float | None:
     )
 
 
+def run_cost(reported: float, session_before: float, estimate: float | None) -> float:
+    """This run's own cost from the result's `total_cost_usd`.
+
+    A run that resumes a session (a follow-up) reports the session's cost so far: the CLI
+    restores the session's cost and counts on from it (measured with the bundled CLI: a
+    follow-up's total was the first run's $0.1081 plus its own $0.0471 to the last digit).
+    So `session_before`, what the session's earlier runs cost, is taken off, unless the report
+    is plainly not cumulative: smaller than that, or, when the model's price is known, nearer
+    to this run's own tokens at list price (`estimate`) without taking it off."""
+    if session_before <= 0 or reported < session_before:
+        return reported
+    own = reported - session_before
+    if estimate is not None and abs(reported - estimate) < abs(own - estimate):
+        return reported
+    return own
+
+
 @dataclass
 class _Message:
     """One API message being streamed: its model and cumulative usage so far."""

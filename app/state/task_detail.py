@@ -24,6 +24,7 @@ from app.presenters import (
     attach_result,
     conversation,
     event_item,
+    settled_usage,
     task_detail,
     usage_values,
 )
@@ -51,7 +52,8 @@ class TaskLiveState(rx.State):
     _typing: str = ""  # the text being typed (the page gets its HTML, typing_html)
     turn: int = 0
     max_turns: int = 0
-    usage: dict[str, str] = {}  # the running attempt's tokens and cost so far (usage events)
+    usage: dict[str, str] = {}  # the running task's tokens and cost so far (usage events)
+    _settled: dict[str, str] = {}  # what its finished attempts spent (presenters.settled_usage)
     _task_id: int = 0
     _after: str = "0"  # where the follow loop starts reading (set by the page load)
     _follower: int = 0  # bumped by every page load: an older loop sees it and stops
@@ -70,6 +72,7 @@ class TaskLiveState(rx.State):
 
     def _clear(self) -> None:
         self._typing, self.turn, self.max_turns, self.usage = "", 0, 0, {}
+        self._settled = {}
         self._refresh_failed = False
 
     @rx.event(background=True)
@@ -116,7 +119,9 @@ class TaskLiveState(rx.State):
             if event.type in ("usage", "result", "status"):  # the result is the truth at the end
                 estimated = event.type == "usage"
                 self.usage = (
-                    {} if event.type == "status" else usage_values(event.model_dump(), estimated)
+                    {}
+                    if event.type == "status"
+                    else usage_values(event.model_dump(), estimated, self._settled)
                 )
                 if event.type == "usage":
                     continue
@@ -279,6 +284,8 @@ class TaskDetailState(ShownEntries, rx.State):
         self.not_found = False
         live_state.max_turns = live_state.max_turns or task.max_turns
         running = task.status == "running"
+        if task.status in ("queued", "running"):  # the current attempt is not in the totals yet
+            live_state._settled = settled_usage(task)
         live_state.turn = max(live_state.turn, task.num_turns) if running else task.num_turns
         diff = service.get_task_diff(self.task_id) if task.files_changed else None
         self.diff = diff_files(diff) if diff else []
@@ -319,7 +326,11 @@ class TaskDetailState(ShownEntries, rx.State):
                 live_state.turn = int(event.data.get("turn") or 0)
                 live_state.max_turns = int(event.data.get("max_turns") or live_state.max_turns)
             elif event.type in ("usage", "status"):  # usage of the current run only
-                live_state.usage = usage_values(event.data) if event.type == "usage" else {}
+                live_state.usage = (
+                    usage_values(event.data, settled=live_state._settled)
+                    if event.type == "usage"
+                    else {}
+                )
         if self.task.get("status") != "running":  # finished: the stored count is the truth
             live_state.turn = int(self.task.get("turns", "0/0").split("/")[0])
             live_state.usage = {}
