@@ -85,6 +85,16 @@ def with_usage(row: dict[str, str], usage: dict | None) -> dict[str, str]:
     return {**row, "tokens": values["tokens"], "cost": values["cost"], "usage_live": "true"}
 
 
+def run_duration(task: TaskOut) -> str:
+    """How long the latest run took: Claude Code's own count, or for a run that ended without a
+    result (cancelled, timed out, lost) the time from its start to its end ("" while it runs)."""
+    if task.duration_ms:
+        return duration(task.duration_ms)
+    if task.started_at and task.finished_at and task.finished_at >= task.started_at:
+        return duration(int((task.finished_at - task.started_at).total_seconds() * 1000))
+    return ""
+
+
 def task_row(task: TaskOut, usage: dict | None = None) -> dict[str, str]:
     """A task as a list row / card; `usage` is the newest usage event of a running task."""
     return with_usage(_task_row(task), usage)
@@ -103,7 +113,7 @@ def _task_row(task: TaskOut) -> dict[str, str]:
         "cost": money(task.cost_usd),
         "tokens": str(task.input_tokens + task.output_tokens),
         "turns": f"{task.num_turns}/{task.max_turns}",
-        "duration": duration(task.duration_ms) if task.duration_ms else "",
+        "duration": run_duration(task),
         "where": task.repo or task.cwd or task.workspace or "fresh workspace",
         "href": f"/tasks/{task.id}",
         "active": "true" if task.status in ("queued", "running") else "",

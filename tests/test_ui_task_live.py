@@ -86,6 +86,39 @@ def test_tokens_and_cost_tick_during_a_slow_turn(web_stack, web_user, browser, s
         assert not watched.errors, watched.errors
 
 
+def test_a_run_cancelled_while_typing_ends_its_text_and_keeps_its_spend(
+    web_stack,
+    web_user,
+    browser,
+    stack_env,  # noqa: F811
+):
+    from app import service
+    from app.schemas import TaskCreate
+
+    with open_page(browser, "desktop") as watched:
+        page = watched.page
+        sign_in(page, web_stack.url, web_user)
+        task = service.create_task(TaskCreate(prompt="Type [scenario:slow] [delay:0.5]"))
+        page.goto(f"{web_stack.url}/tasks/{task.id}")
+        expect(page.locator("#event-log .typing")).to_be_visible(timeout=60_000)
+        expect(page.locator("#stat-tokens")).not_to_have_text(re.compile(r"/ 0$"))
+
+        service.cancel_task(task.id)
+
+        status = page.locator("#task-status")
+        expect(status).to_have_attribute("data-status", "cancelled", timeout=30_000)
+        expect(page.locator("#event-log .typing")).to_have_count(0)
+        done = service.get_task(task.id)
+        assert done.output_tokens > 0 and done.cost_usd > 0
+        expect(page.locator("#stat-tokens")).to_have_text(
+            f"{done.input_tokens} / {done.output_tokens}"
+        )
+        expect(page.locator("#stat-cost")).to_have_text(f"${done.cost_usd:.4f}")
+        # No result, so no duration of Claude Code's: the time from the start to the cancel.
+        expect(page.locator("#stat-duration")).to_have_text(re.compile(r"^\d+(\.\d)? s$"))
+        assert not watched.errors, watched.errors
+
+
 def test_task_card_shows_tokens_of_a_running_task(web_stack, web_user, browser, stack_env):  # noqa: F811
     from app import service
     from app.schemas import TaskCreate

@@ -18,7 +18,7 @@ import reflex as rx
 
 from app import live, service
 from app.diff_display import DiffFile, diff_files
-from app.events import TextDeltaEvent, TextEvent
+from app.events import StatusEvent, TextDeltaEvent, TextEvent
 from app.log_html import entry_row, typing_html
 from app.presenters import (
     attach_result,
@@ -114,8 +114,8 @@ class TaskLiveState(rx.State):
             if isinstance(event, TextDeltaEvent):
                 self._typing += event.text
                 continue
-            if isinstance(event, TextEvent) and self._typing:
-                self._typing = ""
+            if isinstance(event, TextEvent | StatusEvent) and self._typing:
+                self._typing = ""  # the text came whole, or its run ended (cancelled, failed)
             if event.type in ("usage", "result", "status"):  # the result is the truth at the end
                 estimated = event.type == "usage"
                 self.usage = (
