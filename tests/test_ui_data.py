@@ -191,6 +191,28 @@ def test_chart_aggregates_count_finished_tasks_by_hour_duration_and_day(env):
     assert sum(daily["tokens"]) == 440
 
 
+def test_a_chart_with_nothing_to_show_says_so(env):
+    from app.components.charts import cost_figure, duration_figure, finished_figure
+
+    def notes(figure) -> list[str]:  # noqa: ANN001
+        return [note.text for note in figure.layout.annotations]
+
+    empty = [
+        finished_figure(metrics.finished_per_hour(24)),
+        duration_figure(metrics.duration_distribution()),
+        cost_figure(metrics.cost_tokens_per_day(14)),
+    ]
+    assert [notes(f) for f in empty] == [
+        ["No task finished in the last 24 h"],
+        ["No task finished in the last 7 days"],
+        ["Nothing spent in the last 14 days"],
+    ]
+    add_tasks(1, status="succeeded", finished_at=utcnow(), duration_ms=5_000, cost_usd=0.1)
+    assert notes(finished_figure(metrics.finished_per_hour(24))) == []
+    assert notes(duration_figure(metrics.duration_distribution())) == []
+    assert notes(cost_figure(metrics.cost_tokens_per_day(14))) == []
+
+
 class Receiver:
     """A local HTTP server that keeps the JSON bodies POSTed to it (the alert webhook)."""
 

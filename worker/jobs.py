@@ -149,8 +149,14 @@ def run_attempt(task_id: int) -> str:
             return f"task already {task.status}"
     # An attempt still marked running here means the worker that ran it died.
     service.close_open_attempts(task_id, TaskStatus.FAILED, "worker lost")
+    # duration_ms is the latest run's: a run that ends without a result shows its start-to-end.
     if not service.transition(
-        task_id, TaskStatus.ACTIVE, TaskStatus.RUNNING, started_at=utcnow(), status_reason=None
+        task_id,
+        TaskStatus.ACTIVE,
+        TaskStatus.RUNNING,
+        started_at=utcnow(),
+        status_reason=None,
+        duration_ms=0,
     ):
         return "task no longer runnable"
 

@@ -27,6 +27,21 @@ def _layout(fig: go.Figure, **extra: Any) -> go.Figure:
     return fig
 
 
+def _note_if_empty(fig: go.Figure, values: list, note: str) -> go.Figure:
+    """On a chart with nothing to show yet, say so in its middle (not blank axes alone)."""
+    if not any(values):
+        fig.add_annotation(
+            text=note,
+            xref="paper",
+            yref="paper",
+            x=0.5,
+            y=0.5,
+            showarrow=False,
+            font={"size": 13, "color": "#8b8d98"},
+        )
+    return fig
+
+
 def finished_figure(data: dict[str, list]) -> go.Figure:
     """Tasks finished per hour, stacked by outcome."""
     fig = go.Figure(
@@ -34,6 +49,11 @@ def finished_figure(data: dict[str, list]) -> go.Figure:
             go.Bar(name=outcome, x=data["hours"], y=data[outcome], marker_color=color)
             for outcome, color in OUTCOME_COLORS.items()
         ]
+    )
+    _note_if_empty(
+        fig,
+        [n for outcome in OUTCOME_COLORS for n in data[outcome]],
+        "No task finished in the last 24 h",
     )
     return _layout(
         fig, barmode="stack", xaxis={"type": "category", "automargin": True, "nticks": 12}
@@ -45,6 +65,7 @@ def duration_figure(data: dict[str, list]) -> go.Figure:
     fig = go.Figure(
         [go.Bar(x=data["labels"], y=data["counts"], marker_color="#3e63dd", name="tasks")]
     )
+    _note_if_empty(fig, data["counts"], "No task finished in the last 7 days")
     return _layout(fig)
 
 
@@ -64,6 +85,7 @@ def cost_figure(data: dict[str, list]) -> go.Figure:
             ),
         ]
     )
+    _note_if_empty(fig, [*data["cost"], *data["tokens"]], "Nothing spent in the last 14 days")
     return _layout(
         fig,
         xaxis={"type": "category", "automargin": True},
