@@ -177,7 +177,18 @@ def test_live_event_stream_follows_a_real_task_to_its_end(api, accounts, worker_
         if line.startswith("data:") and '"type":"status"' in line
     ]
     assert statuses == ["queued", "running", "succeeded"]
-    assert wait_for_status(task["id"], ("succeeded",)).status == "succeeded"
+    done = wait_for_status(task["id"], ("succeeded",))
+    assert done.status == "succeeded"
+
+    # Its attempts, each with its own spend; the task's totals are their sums.
+    attempts = api.get(f"/api/v1/tasks/{task['id']}/attempts", headers=h)
+    assert attempts.status_code == 200, attempts.text
+    [attempt] = attempts.json()
+    assert (attempt["number"], attempt["kind"], attempt["status"]) == (1, "run", "succeeded")
+    assert attempt["cost_usd"] == done.cost_usd > 0
+    assert attempt["cache_creation_tokens"] == done.cache_creation_tokens
+    unknown = api.get("/api/v1/tasks/999999/attempts", headers=h)
+    assert unknown.status_code == 404
 
     # Resuming after the last seen id gives nothing new and ends at once: the task is over.
     last_id = [line[3:].strip() for line in frames[-1].splitlines() if line.startswith("id:")][0]

@@ -1,5 +1,6 @@
-"""/api/v1/tasks: create, list, get, cancel, retry, follow up, delete, bulk actions, and the task's
-events (paged history and a live Server-Sent Events stream). Thin: every route calls app.service.
+"""/api/v1/tasks: create, list, get, cancel, retry, follow up, delete, bulk actions, the task's
+attempts and its events (paged history and a live Server-Sent Events stream). Thin: every route
+calls app.service.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from app.events import StatusEvent
 from app.models import TaskStatus
 from app.schemas import (
     NO_NUL,
+    AttemptOut,
     BulkResult,
     FollowUpCreate,
     Page,
@@ -152,6 +154,14 @@ async def bulk(body: BulkAction, _: Writer) -> BulkResult:
     ids = list(dict.fromkeys(body.task_ids))
     action = service.cancel_many if body.action == "cancel" else service.retry_many
     return await run_write(lambda: action(ids))
+
+
+@router.get("/tasks/{task_id}/attempts", response_model=list[AttemptOut])
+def task_attempts(task_id: TaskId, _: Reader) -> list[AttemptOut]:
+    """Each run of the task in order (the first, retries, follow-ups), with its own outcome,
+    cost and tokens; the task's totals are their sums."""
+    _act(task_id, lambda: service.get_task(task_id))
+    return service.list_attempts(task_id)
 
 
 @router.get("/tasks/{task_id}/events", response_model=Page[TaskEventOut])
