@@ -67,13 +67,23 @@
     }
     el.scrollTop = el.__floor - view;
   }
+  // Arriving at the end, then again two frames later: a part of the log laid out before the
+  // browser decided it is in sight counts its placeholder size (contain-intrinsic-size, 600px)
+  // and takes its real size a frame later, inside the floor, where no observer sees it. Placed
+  // by the placeholder, the log started up to a part's height above the top of the view.
+  function arrive(el) {
+    follow(el, true);
+    requestAnimationFrame(function () {
+      requestAnimationFrame(function () { follow(el, true); });
+    });
+  }
   function attach(el) {
     if (el.__taskdeckScroll) return;
     var log = document.getElementById("event-log"), end = document.getElementById("log-end");
     if (!log || !end) return;
     el.__taskdeckScroll = true;
     el.dataset.following = "true";
-    follow(el, true);
+    arrive(el);
     // Only a move up stops the following: by the time the scroll event of our own move to the
     // end arrives, newer entries may have grown the log again (not at the bottom, yet following).
     // A move up while the log's height changed is the layout settling, not the reader: a part
@@ -106,7 +116,7 @@
       if (!seen[seen.length - 1].isIntersecting) follow(el);
     }, { root: el }).observe(end);
     // The task starting or ending (data-live) changes how the log follows.
-    new MutationObserver(function () { follow(el, true); })
+    new MutationObserver(function () { arrive(el); })
       .observe(el, { attributes: true, attributeFilter: ["data-live"] });
   }
   // A click on a tool call's summary in the log: its toggle lays out in the next frame, where

@@ -119,6 +119,38 @@ def test_a_run_cancelled_while_typing_ends_its_text_and_keeps_its_spend(
         assert not watched.errors, watched.errors
 
 
+def test_a_log_that_fits_its_box_starts_at_the_top_when_the_task_starts(
+    web_stack,
+    web_user,
+    browser,
+    stack_env,  # noqa: F811
+):
+    """A live part laid out before the browser decided it is in sight counts its placeholder
+    size (600 px); placed by it, the log started above the top of its box (assets/taskdeck.js)."""
+    from app import service
+    from app.schemas import TaskCreate
+
+    with open_page(browser, "desktop") as watched:
+        page = watched.page
+        sign_in(page, web_stack.url, web_user)
+        with queue_held():
+            task = service.create_task(TaskCreate(prompt="Type [scenario:slow] [delay:0.5]"))
+            page.goto(f"{web_stack.url}/tasks/{task.id}")
+            status = page.locator("#task-status")
+            expect(status).to_have_attribute("data-status", "queued", timeout=60_000)
+        expect(page.locator("#event-log .typing")).to_be_visible(timeout=60_000)
+        page.wait_for_timeout(300)  # the frames in which the parts take their size
+        box = page.evaluate(
+            "() => { const s = document.getElementById('log-scroll');"
+            " const end = document.getElementById('log-end');"
+            " return [s.scrollTop, end.offsetTop, s.clientHeight]; }"
+        )
+        top, content, view = box
+        assert content < view, box  # everything fits in the box ...
+        assert top == 0, box  # ... so nothing of it is above the top
+        assert not watched.errors, watched.errors
+
+
 def test_task_card_shows_tokens_of_a_running_task(web_stack, web_user, browser, stack_env):  # noqa: F811
     from app import service
     from app.schemas import TaskCreate
