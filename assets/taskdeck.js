@@ -167,10 +167,11 @@
     if (el) attach(el);
   }, 300);
 
-  // A running task's clock: an element of class elapsed-clock with data-elapsed (the seconds the task had run when
-  // the server read it) shows the time since, counted on by the browser's own clock, so a
-  // difference between the two machines' clocks does not show. The server's duration
-  // replaces it when the task ends. Text is only set when it changes (once a second).
+  // A running task's clock: an element of class elapsed-clock with data-elapsed (the seconds
+  // the task had run when the server read it) shows the time since, counted on by the
+  // browser's own clock, so a difference between the two machines' clocks does not show. The
+  // server's duration replaces it when the task ends. Text is only set when it changes (once a
+  // second).
   function elapsed(seconds) {
     return seconds < 120 ? seconds + " s" : (seconds / 60).toFixed(1) + " min";
   }
